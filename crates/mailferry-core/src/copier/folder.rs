@@ -1,0 +1,559 @@
+//! One folder's pipeline: producer (list, skip, fetch, hand to rayon), batcher (in order, flushes
+//! whenever the next item is not ready so partial batches never hold the budget hostage), and
+//! writers (dedupe, record pending, append with retry, record outcome).
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use tokio::sync::{mpsc, oneshot};
+
+use super::index::{TargetIndex, Uncertain};
+use super::{Budget, BudgetPermit, FolderJob, Inner};
+use crate::backend::{AppendOutcome, Checkpoint};
+use crate::error::{Error, ErrorKind, Result};
+use crate::item::{CanonicalItem, ItemMeta, TargetKey};
+use crate::progress::Progress;
+use crate::report::{Counts, FolderReport, ItemIssue};
+use crate::state::{FolderScope, ItemRecord, ItemStatus};
+
+/// An item on its way through rayon, with its budget share.
+struct Preparing {
+    result: oneshot::Receiver<Result<CanonicalItem>>,
+    permit: BudgetPermit,
+}
+
+/// Items ready for the target.
+#[derive(Default)]
+struct Batch {
+    items: Vec<CanonicalItem>,
+    bytes: u64,
+    permits: Vec<BudgetPermit>,
+}
+
+/// What the stages of one folder share.
+struct FolderRun {
+    job: FolderJob,
+    scope: FolderScope,
+    report: Mutex<FolderReport>,
+    /// Present on first contact (dedupe) or after a crash (resolution).
+    index: tokio::sync::Mutex<Option<TargetIndex>>,
+}
+
+impl FolderRun {
+    fn account(&self, inner: &Inner, delta: Counts, issues: Vec<ItemIssue>, filtered: bool) {
+        if let Ok(mut r) = self.report.lock() {
+            r.counts.add(&delta);
+            if filtered {
+                r.filtered.extend(issues);
+            } else {
+                r.failures.extend(issues);
+            }
+        }
+        inner.progress.send(Progress::Items {
+            folder: self.job.source.path.clone(),
+            delta,
+        });
+    }
+}
+
+fn record(item: &CanonicalItem, status: ItemStatus, target_key: Option<TargetKey>) -> ItemRecord {
+    ItemRecord {
+        key: item.meta.key.clone(),
+        checksum: Some(item.checksum),
+        size: item.size(),
+        fingerprint: item.headers.fingerprint(),
+        target_key,
+        status,
+        reason: None,
+    }
+}
+
+fn issue(key: impl ToString, err: &Error) -> ItemIssue {
+    ItemIssue {
+        key: key.to_string(),
+        reason: err.to_string(),
+        kind: Some(err.kind()),
+    }
+}
+
+impl Inner {
+    pub(super) async fn copy_folder(
+        self: Arc<Self>,
+        job: FolderJob,
+        budget: Budget,
+    ) -> Result<FolderReport> {
+        let started = Instant::now();
+        let run = FolderRun {
+            scope: FolderScope {
+                migration: self.options.migration.clone(),
+                folder: job.source.path.clone(),
+                validity: job.source.status.validity,
+            },
+            report: Mutex::new(FolderReport {
+                source: job.source.path.clone(),
+                target: job.target.clone(),
+                ..FolderReport::default()
+            }),
+            index: tokio::sync::Mutex::new(None),
+            job,
+        };
+        let outcome = self.copy_folder_inner(&run, &budget).await;
+        let mut report = run
+            .report
+            .into_inner()
+            .map_err(|_| Error::fatal("folder report lock poisoned"))?;
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.is_fatal() => {
+                return Err(e.context(format!("folder {}", run.job.source.path)));
+            }
+            Err(e) => report.error = Some(e.to_string()),
+        }
+        report.duration_secs = started.elapsed().as_secs_f64();
+        self.progress.send(Progress::FolderFinished {
+            folder: run.job.source.path.clone(),
+            counts: report.counts,
+        });
+        Ok(report)
+    }
+
+    async fn copy_folder_inner(&self, run: &FolderRun, budget: &Budget) -> Result<()> {
+        let status = &run.job.source.status;
+        self.target
+            .ensure_folder(&run.job.target, run.job.special_use)
+            .await
+            .map_err(|e| e.context(format!("creating target folder {}", run.job.target)))?;
+        let previous = self.state.checkpoint(&run.scope).await?;
+        if !self.options.ignore_checkpoints && previous.as_ref() == Some(status) {
+            if let Ok(mut r) = run.report.lock() {
+                r.unchanged = true;
+                r.counts.seen = status.count;
+                r.counts.already_copied = status.count;
+            }
+            return Ok(());
+        }
+        self.progress.send(Progress::FolderStarted {
+            folder: run.job.source.path.clone(),
+            total: status.count,
+            bytes: status.size,
+        });
+        self.prepare_index(run, previous.is_none()).await?;
+
+        let after = previous
+            .filter(|p| p.validity == status.validity && self.source.capabilities().ordered_ids)
+            .and_then(|p| p.next_id)
+            .map(|next_id| Checkpoint {
+                validity: status.validity,
+                next_id,
+            });
+        let (item_tx, item_rx) = mpsc::channel(self.options.prepare_depth.max(1));
+        let (batch_tx, batch_rx) = mpsc::channel(self.options.writers_per_folder.max(1));
+        let batch_rx = tokio::sync::Mutex::new(batch_rx);
+        let writers = join_all(
+            (0..self.options.writers_per_folder.max(1)).map(|_| self.write_batches(run, &batch_rx)),
+        );
+        let (produced, (), written) = tokio::join!(
+            self.produce(run, after, item_tx, budget),
+            self.batch(run, item_rx, batch_tx),
+            writers
+        );
+        for w in written {
+            w?;
+        }
+        produced?;
+        let clean = run
+            .report
+            .lock()
+            .map(|r| r.counts.failed == 0 && r.error.is_none())
+            .unwrap_or(false);
+        if clean && !self.cancel.is_cancelled() {
+            self.state.set_checkpoint(&run.scope, status).await?;
+        }
+        Ok(())
+    }
+
+    /// Builds the target index when it is needed and resolves pending items left by a crash.
+    async fn prepare_index(&self, run: &FolderRun, first_contact: bool) -> Result<()> {
+        let pending = self
+            .state
+            .records(&run.scope, Some(ItemStatus::Pending))
+            .await?;
+        if pending.is_empty() && !(first_contact && self.options.dedupe_existing) {
+            return Ok(());
+        }
+        let accounted: HashSet<TargetKey> = self
+            .state
+            .records(&run.scope, Some(ItemStatus::Done))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.target_key)
+            .collect();
+        let mut index = TargetIndex::build(&*self.target, &run.job.target, &accounted).await?;
+        let uncertain: Vec<Uncertain> = pending
+            .iter()
+            .filter_map(|r| {
+                Some(Uncertain {
+                    key: r.key.clone(),
+                    checksum: r.checksum?,
+                    size: r.size,
+                })
+            })
+            .collect();
+        let found = index
+            .resolve(&*self.target, &run.job.target, &uncertain)
+            .await?;
+        let resolved: Vec<ItemRecord> = pending
+            .into_iter()
+            .filter_map(|mut r| {
+                r.target_key = Some(found.get(&r.key)?.clone());
+                r.status = ItemStatus::Done;
+                Some(r)
+            })
+            .collect();
+        if !resolved.is_empty() {
+            tracing::info!(
+                folder = %run.job.source.path,
+                resolved = resolved.len(),
+                "pending items from an interrupted run were found in the target"
+            );
+            self.state.record(&run.scope, &resolved).await?;
+        }
+        if !index.is_empty() && self.options.dedupe_existing {
+            *run.index.lock().await = Some(index);
+        }
+        Ok(())
+    }
+
+    /// Lists, skips what is done or filtered, fetches, and hands items to rayon in order.
+    async fn produce(
+        &self,
+        run: &FolderRun,
+        after: Option<Checkpoint>,
+        tx: mpsc::Sender<Preparing>,
+        budget: &Budget,
+    ) -> Result<()> {
+        let mut metas = self.source.list_items(&run.job.source.path, after);
+        let mut chunk = Vec::with_capacity(self.options.list_chunk);
+        loop {
+            let next = metas.next().await.transpose()?;
+            let end = next.is_none();
+            chunk.extend(next);
+            if (chunk.len() >= self.options.list_chunk || end) && !chunk.is_empty() {
+                let batch =
+                    std::mem::replace(&mut chunk, Vec::with_capacity(self.options.list_chunk));
+                if !self.produce_chunk(run, batch, &tx, budget).await? {
+                    return Ok(());
+                }
+            }
+            if end || self.cancel.is_cancelled() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Returns `false` when the pipeline downstream is gone or the run was cancelled.
+    async fn produce_chunk(
+        &self,
+        run: &FolderRun,
+        chunk: Vec<ItemMeta>,
+        tx: &mpsc::Sender<Preparing>,
+        budget: &Budget,
+    ) -> Result<bool> {
+        let keys: Vec<_> = chunk.iter().map(|m| m.key.clone()).collect();
+        let known = self.state.lookup(&run.scope, &keys).await?;
+        let mut delta = Counts::default();
+        let mut filtered = Vec::new();
+        let mut wanted = Vec::with_capacity(chunk.len());
+        for meta in chunk {
+            delta.seen += 1;
+            if known
+                .get(&meta.key)
+                .is_some_and(|r| r.status == ItemStatus::Done)
+            {
+                delta.already_copied += 1;
+            } else if let Some(reason) = self.options.filter.rejects(&meta) {
+                delta.filtered += 1;
+                filtered.push(ItemIssue {
+                    key: meta.key.to_string(),
+                    reason,
+                    kind: None,
+                });
+            } else {
+                wanted.push(meta);
+            }
+        }
+        run.account(self, delta, filtered, true);
+        if wanted.is_empty() {
+            return Ok(true);
+        }
+        let mut items = self.source.fetch(&run.job.source.path, wanted);
+        while let Some(fetched) = items.next().await {
+            if self.cancel.is_cancelled() {
+                return Ok(false);
+            }
+            let item = match fetched {
+                Ok(item) => item,
+                Err(e) if e.kind() == ErrorKind::Item => {
+                    let key = e.item_key().map(ToString::to_string).unwrap_or_default();
+                    let failed = Counts {
+                        failed: 1,
+                        ..Counts::default()
+                    };
+                    run.account(self, failed, vec![issue(key, &e)], false);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let permit = budget.acquire(item.body.len()).await;
+            let (result_tx, result) = oneshot::channel();
+            rayon::spawn(move || {
+                let key = item.meta.key.clone();
+                let prepared = catch_unwind(AssertUnwindSafe(|| CanonicalItem::prepare(item)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::item("preparing this message panicked").with_item(key))
+                    });
+                let _ = result_tx.send(prepared);
+            });
+            if tx.send(Preparing { result, permit }).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Groups prepared items into batches, in order. A batch is sent when full or as soon as
+    /// the next item is not ready yet, so a partial batch never waits on budget it is holding.
+    async fn batch(
+        &self,
+        run: &FolderRun,
+        mut rx: mpsc::Receiver<Preparing>,
+        tx: mpsc::Sender<Batch>,
+    ) {
+        let mut batch = Batch::default();
+        loop {
+            let next = if batch.items.is_empty() {
+                rx.recv().await
+            } else {
+                match rx.try_recv() {
+                    Ok(p) => Some(p),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            let Some(Preparing { result, permit }) = next else {
+                break;
+            };
+            match result.await {
+                Ok(Ok(item)) => {
+                    batch.bytes += item.size();
+                    batch.items.push(item);
+                    batch.permits.push(permit);
+                }
+                Ok(Err(e)) => {
+                    let key = e.item_key().map(ToString::to_string).unwrap_or_default();
+                    let failed = Counts {
+                        failed: 1,
+                        ..Counts::default()
+                    };
+                    run.account(self, failed, vec![issue(key, &e)], false);
+                }
+                Err(_) => {
+                    let e = Error::item("a message was lost while being prepared");
+                    run.account(
+                        self,
+                        Counts {
+                            failed: 1,
+                            ..Counts::default()
+                        },
+                        vec![issue("", &e)],
+                        false,
+                    );
+                }
+            }
+            if batch.items.len() >= self.options.batch_items
+                || batch.bytes >= self.options.batch_bytes
+            {
+                if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !batch.items.is_empty() {
+            let _ = tx.send(batch).await;
+        }
+    }
+
+    async fn write_batches(
+        &self,
+        run: &FolderRun,
+        rx: &tokio::sync::Mutex<mpsc::Receiver<Batch>>,
+    ) -> Result<()> {
+        loop {
+            let Some(batch) = rx.lock().await.recv().await else {
+                return Ok(());
+            };
+            if let Err(e) = self.write_batch(run, batch).await {
+                if e.is_fatal() {
+                    self.cancel.cancel();
+                    // Keep draining so the batcher and producer are not blocked forever.
+                    while rx.lock().await.recv().await.is_some() {}
+                    return Err(e);
+                }
+                if let Ok(mut r) = run.report.lock() {
+                    r.error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+
+    async fn write_batch(&self, run: &FolderRun, batch: Batch) -> Result<()> {
+        let Batch { items, permits, .. } = batch;
+        let mut delta = Counts::default();
+        let mut done = Vec::new();
+        let mut to_write = Vec::with_capacity(items.len());
+        {
+            let mut index = run.index.lock().await;
+            for item in items {
+                match index.as_mut().and_then(|i| i.claim_match(&item)) {
+                    Some(target_key) => {
+                        done.push(record(&item, ItemStatus::Done, Some(target_key)));
+                        delta.skipped_existing += 1;
+                    }
+                    None => to_write.push(item),
+                }
+            }
+        }
+        let mut records: Vec<ItemRecord> = to_write
+            .iter()
+            .map(|i| record(i, ItemStatus::Pending, None))
+            .collect();
+        records.append(&mut done);
+        self.state.record(&run.scope, &records).await?;
+        records.clear();
+
+        let mut resolved = Vec::new();
+        let outcomes = self
+            .append_with_retry(run, &mut to_write, &mut resolved)
+            .await;
+        // Items that reached the target before a transient error count as copied.
+        delta.copied += resolved.len() as u64;
+        delta.bytes += resolved.iter().map(|r| r.size).sum::<u64>();
+        records.append(&mut resolved);
+        let mut issues = Vec::new();
+        let mut normalisation = crate::normalise::Normalisation::default();
+        match outcomes {
+            Ok(outcomes) => {
+                for (item, outcome) in to_write.iter().zip(outcomes) {
+                    match outcome {
+                        Ok(target_key) => {
+                            delta.copied += 1;
+                            delta.bytes += item.size();
+                            normalisation.add(item.normalisation);
+                            records.push(record(item, ItemStatus::Done, Some(target_key)));
+                        }
+                        Err(e) => {
+                            delta.failed += 1;
+                            let mut r = record(item, ItemStatus::Failed, None);
+                            r.reason = Some(e.to_string());
+                            records.push(r);
+                            issues.push(issue(&item.meta.key, &e));
+                        }
+                    }
+                }
+            }
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => {
+                // Retries exhausted: the items stay pending, resolved on the next run.
+                for item in &to_write {
+                    delta.failed += 1;
+                    issues.push(issue(&item.meta.key, &e));
+                }
+            }
+        }
+        self.state.record(&run.scope, &records).await?;
+        if let Ok(mut r) = run.report.lock() {
+            r.normalisation.add(normalisation);
+        }
+        run.account(self, delta, issues, false);
+        drop(permits);
+        Ok(())
+    }
+
+    /// Appends, retrying transient failures with backoff. Before each retry the items that did
+    /// reach the target despite the error are found (by checksum) and taken out of `items`;
+    /// their done records go to `resolved`.
+    async fn append_with_retry(
+        &self,
+        run: &FolderRun,
+        items: &mut Vec<CanonicalItem>,
+        resolved: &mut Vec<ItemRecord>,
+    ) -> Result<Vec<AppendOutcome>> {
+        let mut attempt = 0;
+        loop {
+            if items.is_empty() {
+                return Ok(Vec::new());
+            }
+            let err = match self.target.append(&run.job.target, items).await {
+                Ok(outcomes) if outcomes.len() == items.len() => return Ok(outcomes),
+                Ok(outcomes) => Error::fatal(format!(
+                    "the target answered {} outcomes for a batch of {}",
+                    outcomes.len(),
+                    items.len()
+                )),
+                Err(e) => e,
+            };
+            attempt += 1;
+            if !err.is_transient() || attempt >= self.options.retries {
+                return Err(err);
+            }
+            let delay = self.options.backoff * 2u32.saturating_pow(attempt - 1);
+            tracing::warn!(folder = %run.job.target, attempt, error = %err, "append failed, retrying in {delay:?}");
+            tokio::time::sleep(delay).await;
+            let accounted: HashSet<TargetKey> = self
+                .state
+                .records(&run.scope, Some(ItemStatus::Done))
+                .await?
+                .into_iter()
+                .filter_map(|r| r.target_key)
+                .collect();
+            let mut index =
+                match TargetIndex::build(&*self.target, &run.job.target, &accounted).await {
+                    Ok(index) => index,
+                    Err(e) if e.is_transient() => continue,
+                    Err(e) => return Err(e),
+                };
+            let uncertain: Vec<Uncertain> = items
+                .iter()
+                .map(|i| Uncertain {
+                    key: i.meta.key.clone(),
+                    checksum: i.checksum,
+                    size: i.size(),
+                })
+                .collect();
+            let found = match index
+                .resolve(&*self.target, &run.job.target, &uncertain)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) if e.is_transient() => continue,
+                Err(e) => return Err(e),
+            };
+            items.retain(|item| match found.get(&item.meta.key) {
+                Some(target_key) => {
+                    resolved.push(record(item, ItemStatus::Done, Some(target_key.clone())));
+                    false
+                }
+                None => true,
+            });
+        }
+    }
+}

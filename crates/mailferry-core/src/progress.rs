@@ -1,0 +1,59 @@
+//! Progress events: a stream an embedder subscribes to (the CLI draws bars from it). Events are
+//! per batch, not per item, so a slow subscriber costs nothing; a subscriber that falls behind
+//! misses events rather than slowing the copy.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::folder::FolderPath;
+use crate::report::Counts;
+
+/// Something that happened during a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Progress {
+    /// Work on a folder began; `total` is its message count as the source reported it.
+    FolderStarted {
+        /// The source folder.
+        folder: FolderPath,
+        /// Messages in it.
+        total: u64,
+        /// Bytes in it, where known.
+        bytes: Option<u64>,
+    },
+    /// Items were accounted for (copied, skipped, filtered or failed).
+    Items {
+        /// The source folder.
+        folder: FolderPath,
+        /// The counts of this step only.
+        delta: Counts,
+    },
+    /// A folder is done.
+    FolderFinished {
+        /// The source folder.
+        folder: FolderPath,
+        /// Its final counts.
+        counts: Counts,
+    },
+}
+
+/// The sending side, cheap to clone.
+#[derive(Clone)]
+pub struct ProgressSender(broadcast::Sender<Progress>);
+
+impl ProgressSender {
+    /// A new channel that keeps up to `capacity` events for slow subscribers.
+    pub fn new(capacity: usize) -> Self {
+        ProgressSender(broadcast::channel(capacity).0)
+    }
+
+    /// A new subscription.
+    pub fn subscribe(&self) -> broadcast::Receiver<Progress> {
+        self.0.subscribe()
+    }
+
+    /// Sends an event; nobody listening is fine.
+    pub fn send(&self, event: Progress) {
+        let _ = self.0.send(event);
+    }
+}

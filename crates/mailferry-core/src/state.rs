@@ -1,0 +1,187 @@
+//! The state store: what has been copied, so that re-runs copy only what is new and a crash
+//! neither loses nor duplicates. Keys are scoped by (migration, source folder, validity token);
+//! a migration names one source mailbox → target mailbox pair, so many workers can share one
+//! store without any process-global state. [`MemoryState`] is the in-process implementation for
+//! tests and embedders that keep state themselves; `mailferry-state` has SQLite.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BoxFuture;
+use crate::checksum::Checksum;
+use crate::error::{Error, Result};
+use crate::folder::{FolderPath, FolderStatus};
+use crate::item::{SourceKey, TargetKey};
+
+/// The unit state is kept for: one source folder of one migration under one validity token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FolderScope {
+    /// Names the source mailbox → target mailbox pair (never contains secrets).
+    pub migration: String,
+    /// The source folder.
+    pub folder: FolderPath,
+    /// The source folder's validity token (IMAP UIDVALIDITY).
+    pub validity: u64,
+}
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// About to be written; whether it reached the target is unknown until resolved.
+    Pending,
+    /// Acknowledged by the target (durable).
+    Done,
+    /// Rejected; `reason` says why. Retried on the next pass.
+    Failed,
+}
+
+/// One item's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    /// The source's key.
+    pub key: SourceKey,
+    /// Checksum of the canonical bytes.
+    pub checksum: Option<Checksum>,
+    /// Canonical size.
+    pub size: u64,
+    /// Message-ID or header fingerprint, for resolving pending items.
+    pub fingerprint: Option<String>,
+    /// The target's key once written.
+    pub target_key: Option<TargetKey>,
+    /// Status.
+    pub status: ItemStatus,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+/// Persistent progress of migrations. Every method is one transaction; `record` takes whole
+/// batches so a store can commit once per batch.
+pub trait StateStore: Send + Sync {
+    /// The folder status recorded after the last complete pass, if any.
+    fn checkpoint<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+    ) -> BoxFuture<'a, Result<Option<FolderStatus>>>;
+
+    /// Records the folder status after a complete pass.
+    fn set_checkpoint<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        status: &'a FolderStatus,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// The records of `keys` that exist.
+    fn lookup<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        keys: &'a [SourceKey],
+    ) -> BoxFuture<'a, Result<HashMap<SourceKey, ItemRecord>>>;
+
+    /// Inserts or replaces records, atomically.
+    fn record<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        records: &'a [ItemRecord],
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Every record of the folder with the given status, or all with `None`.
+    fn records<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        status: Option<ItemStatus>,
+    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>>;
+}
+
+#[derive(Default)]
+struct FolderState {
+    checkpoint: Option<FolderStatus>,
+    items: HashMap<SourceKey, ItemRecord>,
+}
+
+/// A [`StateStore`] in memory.
+#[derive(Default)]
+pub struct MemoryState {
+    folders: Mutex<HashMap<FolderScope, FolderState>>,
+}
+
+impl MemoryState {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, scope: &FolderScope, f: impl FnOnce(&mut FolderState) -> T) -> Result<T> {
+        let mut map = self
+            .folders
+            .lock()
+            .map_err(|_| Error::fatal("state store lock poisoned"))?;
+        Ok(f(map.entry(scope.clone()).or_default()))
+    }
+}
+
+impl StateStore for MemoryState {
+    fn checkpoint<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+    ) -> BoxFuture<'a, Result<Option<FolderStatus>>> {
+        Box::pin(async move { self.with(scope, |f| f.checkpoint.clone()) })
+    }
+
+    fn set_checkpoint<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        status: &'a FolderStatus,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.with(scope, |f| f.checkpoint = Some(status.clone())) })
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        keys: &'a [SourceKey],
+    ) -> BoxFuture<'a, Result<HashMap<SourceKey, ItemRecord>>> {
+        Box::pin(async move {
+            self.with(scope, |f| {
+                keys.iter()
+                    .filter_map(|k| f.items.get(k).map(|r| (k.clone(), r.clone())))
+                    .collect()
+            })
+        })
+    }
+
+    fn record<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        records: &'a [ItemRecord],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.with(scope, |f| {
+                for r in records {
+                    f.items.insert(r.key.clone(), r.clone());
+                }
+            })
+        })
+    }
+
+    fn records<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        status: Option<ItemStatus>,
+    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>> {
+        Box::pin(async move {
+            self.with(scope, |f| {
+                let mut v: Vec<ItemRecord> = f
+                    .items
+                    .values()
+                    .filter(|r| status.is_none_or(|s| r.status == s))
+                    .cloned()
+                    .collect();
+                v.sort_by(|a, b| a.key.cmp(&b.key));
+                v
+            })
+        })
+    }
+}
