@@ -52,6 +52,7 @@ pub mod normalise;
 pub mod progress;
 pub mod report;
 pub mod state;
+pub mod utf7;
 
 pub use backend::{
     AppendOutcome, BoxFuture, BoxStream, Capabilities, Checkpoint, ExistingItem, Source, Target,

@@ -1,0 +1,1 @@
+//! mailferry-imap: under construction.

@@ -1,0 +1,1 @@
+//! mailferry-maildir: under construction.

@@ -1,0 +1,1 @@
+//! mailferry-mbox: under construction.

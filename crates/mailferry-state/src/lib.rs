@@ -1,0 +1,1 @@
+//! mailferry-state: under construction.
