@@ -300,3 +300,6 @@ impl Copier {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,499 @@
+//! Behaviour tests of the copier with in-memory backends and wrappers that misbehave on cue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::*;
+use crate::backend::{AppendOutcome, BoxStream, Capabilities, Checkpoint, ExistingItem};
+use crate::flags::Flags;
+use crate::folder::Folder;
+use crate::item::{CanonicalItem, Item, ItemMeta, TargetKey};
+use crate::memory::MemoryStore;
+use crate::state::{FolderScope, ItemRecord, ItemStatus, MemoryState};
+use crate::{BoxFuture, Checksum};
+
+fn msg(i: usize, len: usize) -> Bytes {
+    let mut v = format!("Message-ID: <{i}@test>\nSubject: {i}\n\n").into_bytes();
+    v.resize(v.len() + len, b'x');
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn source_with(n: usize, len: usize) -> MemoryStore {
+    let s = MemoryStore::new();
+    for i in 0..n {
+        s.insert(&FolderPath::inbox(), msg(i, len), Flags::default(), None);
+    }
+    s
+}
+
+async fn run(
+    source: Arc<dyn Source>,
+    target: Arc<dyn Target>,
+    state: Arc<dyn StateStore>,
+    options: CopyOptions,
+) -> Result<Report> {
+    let copier = Copier::new(source, target, state, options);
+    let plan = copier.identity_plan().await?;
+    copier.run(plan).await
+}
+
+/// Delegates to a memory store; counts calls and misbehaves on cue.
+#[derive(Clone, Default)]
+struct Wrapped {
+    store: MemoryStore,
+    list_calls: Arc<AtomicUsize>,
+    /// Bytes fetched and not yet appended, and the maximum seen.
+    in_flight: Arc<AtomicU64>,
+    max_in_flight: Arc<AtomicU64>,
+    /// Store the next batch, then fail it transiently (a cut connection after the server
+    /// committed).
+    fail_after_store: Arc<AtomicBool>,
+    /// Fail every append fatally after storing (a crash after the target committed).
+    crash_after_store: Arc<AtomicBool>,
+}
+
+impl Source for Wrapped {
+    fn capabilities(&self) -> Capabilities {
+        Source::capabilities(&self.store)
+    }
+    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
+        Source::list_folders(&self.store)
+    }
+    fn list_items<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        after: Option<Checkpoint>,
+    ) -> BoxStream<'a, Result<ItemMeta>> {
+        self.list_calls.fetch_add(1, Ordering::SeqCst);
+        self.store.list_items(folder, after)
+    }
+    fn fetch<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        items: Vec<ItemMeta>,
+    ) -> BoxStream<'a, Result<Item>> {
+        let in_flight = Arc::clone(&self.in_flight);
+        let max = Arc::clone(&self.max_in_flight);
+        Box::pin(self.store.fetch(folder, items).map(move |r| {
+            if let Ok(item) = &r {
+                let now = in_flight.fetch_add(item.body.len() as u64, Ordering::SeqCst)
+                    + item.body.len() as u64;
+                max.fetch_max(now, Ordering::SeqCst);
+            }
+            r
+        }))
+    }
+}
+
+impl Target for Wrapped {
+    fn capabilities(&self) -> Capabilities {
+        Target::capabilities(&self.store)
+    }
+    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
+        Target::list_folders(&self.store)
+    }
+    fn ensure_folder<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        special_use: Option<crate::SpecialUse>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.store.ensure_folder(folder, special_use)
+    }
+    fn append<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        batch: &'a [CanonicalItem],
+    ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
+        Box::pin(async move {
+            // Let the producer run ahead so the budget is actually exercised.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let out = self.store.append(folder, batch).await?;
+            let raw: u64 = batch.iter().map(|i| i.meta.size).sum();
+            self.in_flight.fetch_sub(raw, Ordering::SeqCst);
+            if self.fail_after_store.swap(false, Ordering::SeqCst) {
+                return Err(Error::transient(
+                    "connection reset after the server stored the batch",
+                ));
+            }
+            if self.crash_after_store.load(Ordering::SeqCst) {
+                return Err(Error::fatal("simulated crash"));
+            }
+            Ok(out)
+        })
+    }
+    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
+        self.store.existing(folder)
+    }
+    fn read_back<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: Vec<TargetKey>,
+    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
+        self.store.read_back(folder, keys)
+    }
+}
+
+fn checksums(store: &MemoryStore) -> Vec<Checksum> {
+    let mut v: Vec<Checksum> = store
+        .messages(&FolderPath::inbox())
+        .into_values()
+        .map(|m| Checksum::of(&crate::normalise::canonicalise(m.body).0))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_everything_canonicalised_and_counts_add_up() {
+    let source = source_with(300, 2_000);
+    let target = MemoryStore::new();
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        Arc::new(MemoryState::new()),
+        CopyOptions::default(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.totals.seen, 300);
+    assert_eq!(report.totals.copied, 300);
+    assert_eq!(report.folders[0].normalisation.bare_lf, 300 * 4);
+    assert_eq!(checksums(&target), checksums(&source));
+    assert!(report.is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_item_is_reported_and_the_rest_is_copied() {
+    let source = source_with(50, 100);
+    source.insert(
+        &FolderPath::inbox(),
+        Bytes::from_static(b"Subject: bad\n\nREJECT ME\n"),
+        Flags::default(),
+        None,
+    );
+    let target = MemoryStore::new();
+    target.reject_items_containing(b"REJECT ME");
+    let state = Arc::new(MemoryState::new());
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state.clone(),
+        CopyOptions::default(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.totals.copied, 50);
+    assert_eq!(report.totals.failed, 1);
+    let failure = &report.folders[0].failures[0];
+    assert_eq!(failure.key, "51");
+    assert!(failure.reason.contains("reject"), "{failure:?}");
+    assert!(!report.is_success());
+    // A failed folder gets no checkpoint: the next pass retries the failed item only.
+    let again = run(
+        Arc::new(source),
+        Arc::new(target.clone()),
+        state,
+        CopyOptions::default(),
+    )
+    .await
+    .expect("rerun");
+    assert_eq!(
+        (
+            again.totals.copied,
+            again.totals.failed,
+            again.totals.already_copied
+        ),
+        (0, 1, 50)
+    );
+    assert_eq!(target.messages(&FolderPath::inbox()).len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_target_holds_the_source_back_to_the_budget() {
+    let shared = Wrapped {
+        store: source_with(200, 100_000),
+        ..Wrapped::default()
+    };
+    // One wrapper as both ends shares the in-flight counter: fetch adds, append subtracts.
+    let target = Wrapped {
+        store: MemoryStore::new(),
+        ..shared.clone()
+    };
+    let options = CopyOptions {
+        byte_budget: 1 << 20,
+        batch_items: 4,
+        ..CopyOptions::default()
+    };
+    let report = run(
+        Arc::new(shared.clone()),
+        Arc::new(target),
+        Arc::new(MemoryState::new()),
+        options,
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.totals.copied, 200);
+    let max = shared.max_in_flight.load(Ordering::SeqCst);
+    // The budget plus the one item read before its share is taken.
+    assert!(
+        max <= (1 << 20) + 100_100,
+        "{max} bytes were in flight with a 1 MiB budget"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_larger_than_the_budget_is_admitted_alone() {
+    let source = source_with(3, 3 << 20);
+    let target = MemoryStore::new();
+    let options = CopyOptions {
+        byte_budget: 1 << 20,
+        ..CopyOptions::default()
+    };
+    let report = run(
+        Arc::new(source),
+        Arc::new(target),
+        Arc::new(MemoryState::new()),
+        options,
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.totals.copied, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_folder_is_skipped_without_listing() {
+    let source = Wrapped {
+        store: source_with(20, 10),
+        ..Wrapped::default()
+    };
+    let state = Arc::new(MemoryState::new());
+    let target = MemoryStore::new();
+    run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state.clone(),
+        CopyOptions::default(),
+    )
+    .await
+    .expect("first");
+    assert_eq!(source.list_calls.load(Ordering::SeqCst), 1);
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state.clone(),
+        CopyOptions::default(),
+    )
+    .await
+    .expect("second");
+    assert_eq!(
+        source.list_calls.load(Ordering::SeqCst),
+        1,
+        "an unchanged folder was listed"
+    );
+    assert!(report.folders[0].unchanged);
+    assert_eq!(report.totals.already_copied, 20);
+    // A new message changes the status: only it is listed (after the checkpoint) and copied.
+    source
+        .store
+        .insert(&FolderPath::inbox(), msg(99, 10), Flags::default(), None);
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state,
+        CopyOptions::default(),
+    )
+    .await
+    .expect("third");
+    assert_eq!((report.totals.seen, report.totals.copied), (1, 1));
+    assert_eq!(target.messages(&FolderPath::inbox()).len(), 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_after_the_server_stored_it_is_not_duplicated() {
+    let source = source_with(40, 100);
+    let target = Wrapped::default();
+    target.fail_after_store.store(true, Ordering::SeqCst);
+    let options = CopyOptions {
+        backoff: std::time::Duration::from_millis(1),
+        ..CopyOptions::default()
+    };
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        Arc::new(MemoryState::new()),
+        options,
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.totals.copied, 40);
+    assert_eq!(checksums(&target.store), checksums(&source));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_items_left_by_a_crash_are_resolved_not_rewritten() {
+    let source = source_with(30, 100);
+    let target = Wrapped::default();
+    target.crash_after_store.store(true, Ordering::SeqCst);
+    let state = Arc::new(MemoryState::new());
+    let err = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state.clone(),
+        CopyOptions::default(),
+    )
+    .await
+    .expect_err("the crash is fatal");
+    assert!(err.to_string().contains("simulated crash"));
+    let stored = target.store.messages(&FolderPath::inbox()).len();
+    assert!(stored > 0);
+    target.crash_after_store.store(false, Ordering::SeqCst);
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state,
+        CopyOptions::default(),
+    )
+    .await
+    .expect("resume");
+    assert_eq!(report.totals.copied as usize, 30 - stored);
+    assert_eq!(checksums(&target.store), checksums(&source));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_skips_existing_mail_but_mirrors_source_duplicates() {
+    let source = MemoryStore::new();
+    let dup = msg(1, 10);
+    source.insert(&FolderPath::inbox(), dup.clone(), Flags::default(), None);
+    source.insert(&FolderPath::inbox(), dup.clone(), Flags::default(), None);
+    source.insert(&FolderPath::inbox(), msg(2, 10), Flags::default(), None);
+    let target = MemoryStore::new();
+    // Another tool copied one of the two identical messages before.
+    target.insert(
+        &FolderPath::inbox(),
+        crate::normalise::canonicalise(dup).0,
+        Flags::default(),
+        None,
+    );
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        Arc::new(MemoryState::new()),
+        CopyOptions::default(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        (report.totals.copied, report.totals.skipped_existing),
+        (2, 1)
+    );
+    assert_eq!(checksums(&target), checksums(&source));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_leave_items_out_with_a_reason() {
+    let source = MemoryStore::new();
+    let old = InternalDate::from_timestamp(1_000_000_000);
+    let new = InternalDate::from_timestamp(1_700_000_000);
+    source.insert(
+        &FolderPath::inbox(),
+        msg(1, 10),
+        Flags::default(),
+        Some(old),
+    );
+    source.insert(
+        &FolderPath::inbox(),
+        msg(2, 10),
+        Flags::default(),
+        Some(new),
+    );
+    source.insert(
+        &FolderPath::inbox(),
+        msg(3, 5_000),
+        Flags::default(),
+        Some(new),
+    );
+    let options = CopyOptions {
+        filter: ItemFilter {
+            since: Some(InternalDate::from_timestamp(1_500_000_000)),
+            max_size: Some(1_000),
+            ..ItemFilter::default()
+        },
+        ..CopyOptions::default()
+    };
+    let target = MemoryStore::new();
+    let report = run(
+        Arc::new(source),
+        Arc::new(target.clone()),
+        Arc::new(MemoryState::new()),
+        options,
+    )
+    .await
+    .expect("run");
+    assert_eq!((report.totals.copied, report.totals.filtered), (1, 2));
+    let reasons: Vec<&str> = report.folders[0]
+        .filtered
+        .iter()
+        .map(|i| i.reason.as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("too large") && r.contains("1000")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("--since")), "{reasons:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_run_and_keeps_what_was_written() {
+    let source = Wrapped {
+        store: source_with(2_000, 1_000),
+        ..Wrapped::default()
+    };
+    let target = Wrapped::default();
+    let state = Arc::new(MemoryState::new());
+    let options = CopyOptions {
+        batch_items: 8,
+        writers_per_folder: 1,
+        ..CopyOptions::default()
+    };
+    let copier = Copier::new(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state.clone(),
+        options,
+    );
+    let mut progress = copier.progress();
+    let cancel = copier.cancel_token();
+    tokio::spawn(async move {
+        while let Ok(event) = progress.recv().await {
+            if matches!(event, Progress::Items { delta, .. } if delta.copied > 0) {
+                cancel.cancel();
+            }
+        }
+    });
+    let plan = copier.identity_plan().await.expect("plan");
+    let report = copier.run(plan).await.expect("run");
+    assert!(report.cancelled);
+    let stored = target.store.messages(&FolderPath::inbox()).len() as u64;
+    assert!(stored < 2_000, "cancel did not stop the copy");
+    assert_eq!(report.totals.copied, stored);
+    let scope = FolderScope {
+        migration: "default".into(),
+        folder: FolderPath::inbox(),
+        validity: 1,
+    };
+    let done: Vec<ItemRecord> = state
+        .records(&scope, Some(ItemStatus::Done))
+        .await
+        .expect("records");
+    assert_eq!(
+        done.len() as u64,
+        stored,
+        "every stored item is recorded done"
+    );
+}
