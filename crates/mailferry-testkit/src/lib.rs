@@ -5,8 +5,10 @@
 //!   [`mailferry_core::Copier`] (ripgrep-style: a macro instantiates the suite per backend);
 //! - [`corpus`]: a deterministic generator of realistic mailboxes (sizes, attachments, flags,
 //!   awkward cases), so tests and benches need no checked-in mail;
-//! - [`rss`]: the process's peak resident memory, for memory checks.
+//! - [`rss`]: the process's peak resident memory, for memory checks;
+//! - [`stores`]: a lazily generated source and a discarding target, for benches.
 
 pub mod conformance;
 pub mod corpus;
 pub mod rss;
+pub mod stores;

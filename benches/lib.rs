@@ -1,0 +1,1 @@
+//! Benches live in `benches/`; comparison scripts beside this file. See README.md.
