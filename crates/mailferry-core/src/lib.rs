@@ -52,7 +52,9 @@ pub mod normalise;
 pub mod progress;
 pub mod report;
 pub mod state;
+pub mod sync;
 pub mod utf7;
+pub mod verify;
 
 pub use backend::{
     AppendOutcome, BoxFuture, BoxStream, Capabilities, Checkpoint, ExistingItem, Source, Target,
@@ -70,6 +72,8 @@ pub use normalise::Normalisation;
 pub use progress::{Progress, ProgressSender};
 pub use report::{Counts, FolderReport, ItemIssue, Report};
 pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore};
+pub use sync::{FolderSync, SyncOptions, sync_changes};
+pub use verify::{Verification, VerifyOptions, verify};
 
 // Re-exported so backends and embedders use the same versions.
 pub use bytes;

@@ -379,12 +379,10 @@ impl Inner {
                     );
                 }
             }
-            if batch.items.len() >= self.options.batch_items
-                || batch.bytes >= self.options.batch_bytes
-            {
-                if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                    return;
-                }
+            let full = batch.items.len() >= self.options.batch_items
+                || batch.bytes >= self.options.batch_bytes;
+            if full && tx.send(std::mem::take(&mut batch)).await.is_err() {
+                return;
             }
         }
         if !batch.items.is_empty() {
