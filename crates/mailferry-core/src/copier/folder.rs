@@ -144,7 +144,11 @@ impl Inner {
         self.prepare_index(run, previous.is_none()).await?;
 
         let after = previous
-            .filter(|p| p.validity == status.validity && self.source.capabilities().ordered_ids)
+            .filter(|p| {
+                !self.options.ignore_checkpoints
+                    && p.validity == status.validity
+                    && self.source.capabilities().ordered_ids
+            })
             .and_then(|p| p.next_id)
             .map(|next_id| Checkpoint {
                 validity: status.validity,
