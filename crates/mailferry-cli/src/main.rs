@@ -1,0 +1,89 @@
+//! The `mailferry` command: a thin layer over the library. Parses endpoints and options,
+//! resolves secrets (never from argv), runs the copier with progress, prints a summary, writes
+//! the JSON report, and maps outcomes to exit codes:
+//! 0 all done · 1 finished but some items failed · 2 usage or configuration error ·
+//! 3 connection or authentication failure.
+
+mod args;
+mod logging;
+mod pair;
+mod plan;
+mod progress;
+mod secrets;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// Exit codes: the command line's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Exit {
+    /// Everything done.
+    Ok = 0,
+    /// Finished, but some items failed (listed in the summary and report).
+    ItemsFailed = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// Connection or authentication failure.
+    Connection = 3,
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) exit: Exit,
+    pub(crate) error: anyhow::Error,
+}
+
+impl Failure {
+    pub(crate) fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit: Exit::Usage,
+            error: error.into(),
+        }
+    }
+    pub(crate) fn connection(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit: Exit::Connection,
+            error: error.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    logging::init(cli.verbose, cli.quiet, cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mailferry: cannot start the runtime: {e}");
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Copy(a) => pair::run(pair::Mode::Copy, a, cli.quiet).await,
+            Command::Sync(a) => pair::run(pair::Mode::Sync, a, cli.quiet).await,
+            Command::Verify(a) => pair::run(pair::Mode::Verify, a, cli.quiet).await,
+            Command::Folders(a) => pair::folders(a).await,
+            Command::Plan(a) => plan::run(a, cli.quiet).await,
+        }
+    });
+    match outcome {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(f) => {
+            eprintln!("mailferry: error: {:#}", f.error);
+            ExitCode::from(f.exit as u8)
+        }
+    }
+}
