@@ -122,15 +122,35 @@ mod tests {
     async fn paces_appends_to_the_message_rate() {
         let source = MemoryStore::new();
         for i in 0..50 {
-            source.insert(&FolderPath::inbox(), bytes::Bytes::from(format!("Subject: {i}\r\n\r\n")), Flags::default(), None);
+            source.insert(
+                &FolderPath::inbox(),
+                bytes::Bytes::from(format!("Subject: {i}\r\n\r\n")),
+                Flags::default(),
+                None,
+            );
         }
         let target = rate_limited(Arc::new(MemoryStore::new()), Some(10.0), None);
-        let options = CopyOptions { batch_items: 5, ..CopyOptions::default() };
-        let copier = Copier::new(Arc::new(source), target, Arc::new(MemoryState::new()), options);
+        let options = CopyOptions {
+            batch_items: 5,
+            ..CopyOptions::default()
+        };
+        let copier = Copier::new(
+            Arc::new(source),
+            target,
+            Arc::new(MemoryState::new()),
+            options,
+        );
         let started = tokio::time::Instant::now();
-        let report = copier.run(copier.identity_plan().await.expect("plan")).await.expect("run");
+        let report = copier
+            .run(copier.identity_plan().await.expect("plan"))
+            .await
+            .expect("run");
         assert_eq!(report.totals.copied, 50);
         // 50 messages at 10/s: the last batch starts no earlier than 4.5 s in (virtual time).
-        assert!(started.elapsed() >= Duration::from_millis(4_500), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(4_500),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
