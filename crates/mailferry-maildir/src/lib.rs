@@ -71,3 +71,15 @@ mod target;
 pub use deliver::FsyncPolicy;
 pub use layout::Layout;
 pub use store::{Maildir, MaildirOptions};
+
+/// The pure parsing and encoding functions behind the store, for the fuzz targets under `fuzz/`
+/// (they need no files). Not a stable API: names may change with the modules they come from.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::keywords::Keywords;
+    pub use crate::layout::{decode_maildirpp, decode_segment, encode_segment, relative_dir};
+    pub use crate::name::{
+        FileName, flags_from_info, info_from_flags, parse as parse_file_name, size_field,
+        with_info,
+    };
+}

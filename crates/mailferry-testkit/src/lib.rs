@@ -6,9 +6,18 @@
 //! - [`corpus`]: a deterministic generator of realistic mailboxes (sizes, attachments, flags,
 //!   awkward cases), so tests and benches need no checked-in mail;
 //! - [`rss`]: the process's peak resident memory, for memory checks;
-//! - [`stores`]: a lazily generated source and a discarding target, for benches.
+//! - [`stores`]: a lazily generated source and a discarding target, for benches;
+//! - [`dovecot`]: a real, self-contained Dovecot per test (own config, users, CA, ports), with a
+//!   fast `fill` that writes straight into its Maildir;
+//! - [`proxy`]: a TCP proxy that adds latency without throttling throughput and cuts
+//!   connections at chosen byte offsets, for latency and fault-injection tests.
 
 pub mod conformance;
 pub mod corpus;
+pub mod dovecot;
+pub mod proxy;
 pub mod rss;
 pub mod stores;
+
+pub use dovecot::{Dovecot, DovecotOptions, require_dovecot};
+pub use proxy::{Proxy, ProxyOptions};

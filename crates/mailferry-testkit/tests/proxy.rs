@@ -1,0 +1,306 @@
+//! The fault/latency proxy against small local servers: bytes pass unchanged, the added round
+//! trip shows in request/response latency but not in bulk throughput, cuts happen at the exact
+//! byte offset (both directions counted), and the counters move. Timing assertions are ratios
+//! with generous margins: the machine is shared and its timers are late under load.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mailferry_testkit::{Proxy, ProxyOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Deterministic pseudo-random bytes (SplitMix64), so a corrupted byte cannot hide in a pattern.
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A local server running `serve` on every connection; returns its address.
+async fn server<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).expect("nodelay");
+            tokio::spawn(serve(stream));
+        }
+    });
+    addr
+}
+
+async fn echo_server() -> SocketAddr {
+    server(|stream| async move {
+        let (mut r, mut w) = stream.into_split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        let _ = w.shutdown().await;
+    })
+    .await
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).await.expect("connect to proxy");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
+/// Everything the peer sends until it closes (a reset after data counts as a close).
+async fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return out,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("peer neither sent nor closed within 10 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_pass_unchanged_both_ways_through_an_echo_server() {
+    let proxy = Proxy::start(echo_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let data = payload(8 << 20, 7);
+    let stream = connect(proxy.addr()).await;
+    let (mut r, mut w) = stream.into_split();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&sent).await.expect("send");
+        w.shutdown().await.expect("half-close");
+    });
+    let mut echoed = Vec::new();
+    r.read_to_end(&mut echoed).await.expect("read echo");
+    writer.await.expect("writer");
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data, "echoed bytes differ");
+    assert_eq!(proxy.connections(), 1);
+    assert_eq!(proxy.cuts(), 0, "a half-close is not a cut");
+}
+
+/// The mean time of `rounds` one-byte request/response exchanges.
+async fn mean_round_trip(stream: &mut TcpStream, rounds: u32) -> Duration {
+    let mut byte = [0u8; 1];
+    let start = Instant::now();
+    for i in 0..rounds {
+        stream.write_all(&[i as u8]).await.expect("ping");
+        stream.read_exact(&mut byte).await.expect("pong");
+        assert_eq!(byte[0], i as u8);
+    }
+    start.elapsed() / rounds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_round_trip_shows_in_request_response_latency_and_changes_live() {
+    let rtt = Duration::from_millis(40);
+    let proxy = Proxy::start(echo_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let mut stream = connect(proxy.addr()).await;
+    let base = mean_round_trip(&mut stream, 20).await;
+
+    proxy.set_round_trip(rtt);
+    let delayed = mean_round_trip(&mut stream, 10).await;
+    let added = delayed.saturating_sub(base);
+    // Sleeps never end early, so the lower bound is tight; the upper one allows a loaded box.
+    assert!(
+        added >= rtt.mul_f64(0.95),
+        "added {added:?} for rtt {rtt:?}"
+    );
+    assert!(added <= rtt * 3, "added {added:?} for rtt {rtt:?}");
+
+    proxy.set_round_trip(Duration::ZERO);
+    let back = mean_round_trip(&mut stream, 20).await;
+    assert!(back < rtt / 2, "{back:?} after removing the delay");
+    assert_eq!(proxy.connections(), 1);
+}
+
+/// Sends `len` bytes to a server that acknowledges with one byte once it has them all;
+/// returns the time until the acknowledgement.
+async fn bulk_transfer(addr: SocketAddr, data: &[u8]) -> Duration {
+    let stream = connect(addr).await;
+    let (mut r, mut w) = stream.into_split();
+    let start = Instant::now();
+    let sent = data.to_vec();
+    let writer = tokio::spawn(async move { w.write_all(&sent).await.expect("send") });
+    let mut ack = [0u8; 1];
+    r.read_exact(&mut ack).await.expect("ack");
+    let elapsed = start.elapsed();
+    writer.await.expect("writer");
+    elapsed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_delays_a_bulk_transfer_without_throttling_it() {
+    const LEN: usize = 32 << 20;
+    let sink = server(|mut stream| async move {
+        let mut buf = vec![0; 256 * 1024];
+        let mut got = 0;
+        while got < LEN {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n,
+            }
+        }
+        let _ = stream.write_all(b"k").await;
+    })
+    .await;
+    let rtt = Duration::from_millis(100);
+    let proxy = Proxy::start(sink, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let data = payload(LEN, 3);
+    let plain = bulk_transfer(proxy.addr(), &data).await;
+    proxy.set_round_trip(rtt);
+    let delayed = bulk_transfer(proxy.addr(), &data).await;
+    // Ideal: plain + one round trip. A proxy that slept per read (>= 512 reads of 64 KiB, each
+    // delayed rtt/2) would need more than 25 s.
+    assert!(delayed >= rtt, "{delayed:?} < the added round trip");
+    assert!(
+        delayed < plain * 4 + rtt * 4,
+        "bulk transfer throttled: {delayed:?} with rtt {rtt:?}, {plain:?} without"
+    );
+    assert_eq!(proxy.connections(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuts_a_connection_after_the_configured_bytes_and_only_then() {
+    let data = payload(100_000, 11);
+    let sent = data.clone();
+    let talker = server(move |mut stream| {
+        let sent = sent.clone();
+        async move {
+            let _ = stream.write_all(&sent).await;
+            let _ = stream.shutdown().await;
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink).await;
+        }
+    })
+    .await;
+    let proxy = Proxy::start(
+        talker,
+        ProxyOptions {
+            round_trip: Duration::from_millis(10),
+            cut_after_bytes: Some(30_000),
+        },
+    )
+    .await
+    .expect("proxy");
+    let received = read_all(&mut connect(proxy.addr()).await).await;
+    assert_eq!(received.len(), 30_000);
+    assert!(
+        received[..] == data[..30_000],
+        "bytes before the cut differ"
+    );
+    assert_eq!((proxy.connections(), proxy.cuts()), (1, 1));
+
+    // The new limit applies to the next connection; without one, everything passes.
+    proxy.set_cut_after_bytes(None);
+    let received = read_all(&mut connect(proxy.addr()).await).await;
+    assert!(
+        received == data,
+        "uncut connection got {} bytes",
+        received.len()
+    );
+    assert_eq!((proxy.connections(), proxy.cuts()), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_offset_counts_both_directions() {
+    // The server answers only after the whole request, so the order of bytes is fixed.
+    let reply = payload(100_000, 5);
+    let sent = reply.clone();
+    let responder = server(move |mut stream| {
+        let sent = sent.clone();
+        async move {
+            let mut request = vec![0; 1_000];
+            if stream.read_exact(&mut request).await.is_ok() {
+                let _ = stream.write_all(&sent).await;
+            }
+        }
+    })
+    .await;
+    let proxy = Proxy::start(
+        responder,
+        ProxyOptions {
+            round_trip: Duration::ZERO,
+            cut_after_bytes: Some(30_000),
+        },
+    )
+    .await
+    .expect("proxy");
+    let mut stream = connect(proxy.addr()).await;
+    stream.write_all(&payload(1_000, 9)).await.expect("request");
+    let received = read_all(&mut stream).await;
+    assert_eq!(received.len(), 29_000, "30 000 minus the 1 000 sent");
+    assert!(received[..] == reply[..29_000]);
+    assert_eq!(proxy.cuts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_all_drops_open_connections_and_new_ones_still_work() {
+    let proxy = Proxy::start(echo_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let mut open = Vec::new();
+    for i in 0..3u8 {
+        let mut stream = connect(proxy.addr()).await;
+        let mut byte = [0u8; 1];
+        stream.write_all(&[i]).await.expect("ping");
+        stream.read_exact(&mut byte).await.expect("pong");
+        open.push(stream);
+    }
+    assert_eq!((proxy.connections(), proxy.cuts()), (3, 0));
+
+    proxy.cut_all();
+    for stream in &mut open {
+        let rest = read_all(stream).await;
+        assert!(rest.is_empty(), "{} bytes after the cut", rest.len());
+    }
+    // Counted when each connection task has noticed; give the tasks a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.cuts() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(proxy.cuts(), 3);
+
+    let mut fresh = connect(proxy.addr()).await;
+    fresh.write_all(b"again").await.expect("send");
+    let mut back = [0u8; 5];
+    fresh.read_exact(&mut back).await.expect("echo");
+    assert_eq!(&back, b"again");
+    assert_eq!((proxy.connections(), proxy.cuts()), (4, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_proxy_closes_its_connections_and_port() {
+    let proxy = Proxy::start(echo_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let addr = proxy.addr();
+    let mut stream = connect(addr).await;
+    stream.write_all(b"x").await.expect("send");
+    let mut byte = [0u8; 1];
+    stream.read_exact(&mut byte).await.expect("echo");
+    drop(proxy);
+    assert!(read_all(&mut stream).await.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "proxy port still accepts");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
