@@ -151,7 +151,8 @@ impl Proxy {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
-    /// Connections the proxy cut so far (by `cut_after_bytes` or [`Proxy::cut_all`]).
+    /// Connections the proxy cut so far (by `cut_after_bytes` or [`Proxy::cut_all`]). A cut is
+    /// counted before either side can see the close, so a test may assert right after it.
     pub fn cuts(&self) -> u64 {
         self.shared.cuts.load(Ordering::SeqCst)
     }
@@ -220,7 +221,8 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
             Ok(()) = cut_all.changed() => break true,
         }
     };
-    if cut_by_all || *line.limit_reached.borrow() {
+    if cut_by_all {
+        // Counted before the sockets close, so a peer that sees the close sees the count.
         shared.cuts.fetch_add(1, Ordering::SeqCst);
     }
     // Dropping `tasks` aborts what is left and closes both sockets.
@@ -268,12 +270,16 @@ impl DelayLine {
                     reached = true;
                 }
             }
+            if reached && !self.limit_reached.send_replace(true) {
+                // Counted before the last chunk is queued, hence before either side can see
+                // the close; only the first reader to reach the limit counts.
+                self.shared.cuts.fetch_add(1, Ordering::SeqCst);
+            }
             let due = Instant::now() + self.shared.one_way();
             if !chunk.is_empty() && queue.send((due, chunk)).is_err() {
                 return Err(());
             }
             if reached {
-                self.limit_reached.send_replace(true);
                 return Ok(());
             }
         }
