@@ -12,7 +12,9 @@
 //! - **Neither**: classic APPEND, waiting for the `+` continuation.
 //! - `[TRYCREATE]`: the folder is created and the append retried once. A lost connection or a
 //!   busy server is a transient error for the batch: the copier finds out what landed before it
-//!   retries. Messages over the advertised APPENDLIMIT are refused without being sent.
+//!   retries. Messages over the advertised APPENDLIMIT are refused without being sent, and so
+//!   are messages containing NUL bytes: IMAP literals cannot carry them and Dovecot stores them
+//!   as 0x80, so sending would change the message silently; the item error says why instead.
 
 use mailferry_core::{AppendOutcome, CanonicalItem, Error, FolderPath, Result, TargetKey};
 
@@ -83,6 +85,16 @@ impl ImapStore {
                     self.pool.config().label(),
                     item.meta.key,
                     item.size()
+                ))
+                .with_item(item.meta.key.clone())));
+            } else if item.body.contains(&0) {
+                // RFC 3501 literals are CHAR8 (no NUL) and servers rewrite them (Dovecot stores
+                // 0x80): sending it would change the message silently.
+                outcomes[i] = Some(Err(Error::item(format!(
+                    "{}: {} contains NUL bytes, which an IMAP literal cannot carry (the server \
+                     would rewrite them); not appended",
+                    self.pool.config().label(),
+                    item.meta.key
                 ))
                 .with_item(item.meta.key.clone())));
             } else if let Err(e) = message_head(item, false) {
