@@ -93,6 +93,12 @@ pub trait StateStore: Send + Sync {
         scope: &'a FolderScope,
         status: Option<ItemStatus>,
     ) -> BoxFuture<'a, Result<Vec<ItemRecord>>>;
+
+    /// The validity tokens this migration has state for in this folder (`scope.validity` is
+    /// ignored). When a source renumbers a folder (IMAP UIDVALIDITY changes), the records of the
+    /// old validity let the copier match the renumbered items by checksum instead of copying
+    /// them all again.
+    fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>>;
 }
 
 #[derive(Default)]
@@ -182,6 +188,22 @@ impl StateStore for MemoryState {
                 v.sort_by(|a, b| a.key.cmp(&b.key));
                 v
             })
+        })
+    }
+
+    fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
+        Box::pin(async move {
+            let map = self
+                .folders
+                .lock()
+                .map_err(|_| Error::fatal("state store lock poisoned"))?;
+            let mut v: Vec<u64> = map
+                .keys()
+                .filter(|k| k.migration == scope.migration && k.folder == scope.folder)
+                .map(|k| k.validity)
+                .collect();
+            v.sort_unstable();
+            Ok(v)
         })
     }
 }

@@ -418,4 +418,25 @@ impl StateStore for SqliteState {
             Ok(out)
         })
     }
+
+    fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
+        let what = format!("listing the validities of {}", describe(scope));
+        let scope = scope.clone();
+        self.run(what, move |conn| {
+            let tx = conn.transaction()?;
+            let folder = folder_column(&scope.folder)?;
+            let values = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT validity FROM folders WHERE migration = ?1 AND folder = ?2",
+                )?;
+                stmt.query_map((&scope.migration, &folder), |r| r.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?
+            };
+            tx.commit()?;
+            // Sorted after decoding: u64 values above i64::MAX are stored negative.
+            let mut values: Vec<u64> = values.into_iter().map(crate::codec::from_sql_u64).collect();
+            values.sort_unstable();
+            Ok(values)
+        })
+    }
 }

@@ -186,6 +186,27 @@ async fn records_without_optional_fields_round_trip(state: &dyn StateStore) {
     assert_eq!(state.records(&s, None).await.expect("records"), vec![bare]);
 }
 
+async fn validities_lists_every_token_of_the_folder_only(state: &dyn StateStore) {
+    for (migration, folder, validity) in [
+        ("ann", FolderPath::inbox(), 7),
+        ("ann", FolderPath::inbox(), u64::MAX),
+        ("ann", FolderPath::inbox(), 3),
+        ("bob", FolderPath::inbox(), 9),
+        ("ann", FolderPath::new(["Sent"]), 5),
+    ] {
+        let s = scope(migration, folder, validity);
+        state
+            .record(&s, &[record("1", ItemStatus::Done)])
+            .await
+            .expect("record");
+    }
+    let any = scope("ann", FolderPath::inbox(), 0);
+    assert_eq!(
+        state.validities(&any).await.expect("validities"),
+        vec![3, 7, u64::MAX]
+    );
+}
+
 macro_rules! behaviour_tests {
     ($($name:ident),* $(,)?) => {
         mod memory_state {
@@ -226,4 +247,5 @@ behaviour_tests!(
     records_are_filtered_by_status_and_sorted_by_key,
     scopes_are_isolated,
     records_without_optional_fields_round_trip,
+    validities_lists_every_token_of_the_folder_only,
 );

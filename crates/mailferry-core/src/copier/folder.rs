@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
-use super::index::{TargetIndex, Uncertain};
+use super::index::{Match, TargetIndex, Uncertain};
 use super::{Budget, BudgetPermit, FolderJob, Inner};
 use crate::backend::{AppendOutcome, Checkpoint};
 use crate::error::{Error, ErrorKind, Result};
@@ -180,13 +180,36 @@ impl Inner {
         Ok(())
     }
 
-    /// Builds the target index when it is needed and resolves pending items left by a crash.
+    /// Builds the target index when it is needed, resolves pending items left by a crash, and,
+    /// when the source renumbered the folder, indexes what was copied under the old validity.
     async fn prepare_index(&self, run: &FolderRun, first_contact: bool) -> Result<()> {
         let pending = self
             .state
             .records(&run.scope, Some(ItemStatus::Pending))
             .await?;
-        if pending.is_empty() && !(first_contact && self.options.dedupe_existing) {
+        let mut renumbered = Vec::new();
+        if first_contact {
+            for validity in self.state.validities(&run.scope).await? {
+                if validity == run.scope.validity {
+                    continue;
+                }
+                let old = FolderScope {
+                    validity,
+                    ..run.scope.clone()
+                };
+                renumbered.extend(
+                    self.state
+                        .records(&old, Some(ItemStatus::Done))
+                        .await?
+                        .into_iter()
+                        .filter_map(|r| Some((r.checksum?, r.target_key?))),
+                );
+            }
+        }
+        let wanted = !pending.is_empty()
+            || !renumbered.is_empty()
+            || (first_contact && self.options.dedupe_existing);
+        if !wanted {
             return Ok(());
         }
         let accounted: HashSet<TargetKey> = self
@@ -197,6 +220,13 @@ impl Inner {
             .filter_map(|r| r.target_key)
             .collect();
         let mut index = TargetIndex::build(&*self.target, &run.job.target, &accounted).await?;
+        if !renumbered.is_empty() {
+            tracing::info!(
+                folder = %run.job.source.path,
+                "the source renumbered this folder; matching its items by checksum"
+            );
+            index.add_copied(renumbered);
+        }
         let uncertain: Vec<Uncertain> = pending
             .iter()
             .filter_map(|r| {
@@ -226,7 +256,7 @@ impl Inner {
             );
             self.state.record(&run.scope, &resolved).await?;
         }
-        if !index.is_empty() && self.options.dedupe_existing {
+        if !index.is_empty() {
             *run.index.lock().await = Some(index);
         }
         Ok(())
@@ -426,11 +456,15 @@ impl Inner {
             let mut index = run.index.lock().await;
             for item in items {
                 match index.as_mut().and_then(|i| i.claim_match(&item)) {
-                    Some(target_key) => {
+                    Some(Match::Copied(target_key)) => {
+                        done.push(record(&item, ItemStatus::Done, Some(target_key)));
+                        delta.already_copied += 1;
+                    }
+                    Some(Match::Existing(target_key)) if self.options.dedupe_existing => {
                         done.push(record(&item, ItemStatus::Done, Some(target_key)));
                         delta.skipped_existing += 1;
                     }
-                    None => to_write.push(item),
+                    Some(Match::Existing(_)) | None => to_write.push(item),
                 }
             }
         }
@@ -451,6 +485,7 @@ impl Inner {
         delta.bytes += resolved.iter().map(|r| r.size).sum::<u64>();
         records.append(&mut resolved);
         let mut issues = Vec::new();
+        let mut fatal: Option<Error> = None;
         let mut normalisation = crate::normalise::Normalisation::default();
         match outcomes {
             Ok(outcomes) => {
@@ -463,6 +498,12 @@ impl Inner {
                             records.push(record(item, ItemStatus::Done, Some(target_key)));
                         }
                         Err(e) => {
+                            if e.is_fatal() {
+                                fatal.get_or_insert(
+                                    e.context(format!("appending {}", item.meta.key)),
+                                );
+                                continue;
+                            }
                             delta.failed += 1;
                             let mut r = record(item, ItemStatus::Failed, None);
                             r.reason = Some(e.to_string());
@@ -487,7 +528,9 @@ impl Inner {
         }
         run.account(self, delta, issues, false);
         drop(permits);
-        Ok(())
+        // A fatal outcome for one item (a full disk, say) stops the run; that item stays
+        // pending and is resolved on the next run.
+        fatal.map_or(Ok(()), Err)
     }
 
     /// Appends, retrying transient failures with backoff. Before each retry the items that did

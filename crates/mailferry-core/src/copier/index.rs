@@ -15,12 +15,23 @@ use crate::folder::FolderPath;
 use crate::item::{CanonicalItem, SourceKey, TargetKey};
 use crate::normalise::canonicalise;
 
-/// Unclaimed target items by fingerprint and by size.
+/// Unclaimed target items by fingerprint and by size, and — after a source renumbered the
+/// folder — by the checksum recorded when they were copied under the old validity.
 #[derive(Default)]
 pub(crate) struct TargetIndex {
     by_fingerprint: HashMap<(String, u64), Vec<TargetKey>>,
     by_size: HashMap<u64, Vec<TargetKey>>,
+    by_checksum: HashMap<Checksum, Vec<TargetKey>>,
+    present: HashSet<TargetKey>,
     claimed: HashSet<TargetKey>,
+}
+
+/// How a new source item was found in the target.
+pub(crate) enum Match {
+    /// Copied by us under an earlier validity token: same checksum.
+    Copied(TargetKey),
+    /// Put there by someone else: same fingerprint and size.
+    Existing(TargetKey),
 }
 
 /// An item whose presence in the target is uncertain.
@@ -51,9 +62,19 @@ impl TargetIndex {
                     .or_default()
                     .push(item.key.clone());
             }
+            index.present.insert(item.key.clone());
             index.by_size.entry(item.size).or_default().push(item.key);
         }
         Ok(index)
+    }
+
+    /// Adds what was copied under an earlier validity token and is still in the target.
+    pub(crate) fn add_copied(&mut self, copied: impl IntoIterator<Item = (Checksum, TargetKey)>) {
+        for (checksum, key) in copied {
+            if self.present.contains(&key) {
+                self.by_checksum.entry(checksum).or_default().push(key);
+            }
+        }
     }
 
     /// Whether the index holds nothing.
@@ -61,13 +82,21 @@ impl TargetIndex {
         self.by_size.is_empty()
     }
 
-    /// Claims an unclaimed target item with the same fingerprint and size as `item`.
-    pub(crate) fn claim_match(&mut self, item: &CanonicalItem) -> Option<TargetKey> {
+    /// Claims an unclaimed target item holding `item`: one copied under an earlier validity
+    /// with the same checksum, else one with the same fingerprint and size.
+    pub(crate) fn claim_match(&mut self, item: &CanonicalItem) -> Option<Match> {
+        if let Some(keys) = self.by_checksum.get_mut(&item.checksum) {
+            while let Some(k) = keys.pop() {
+                if self.claimed.insert(k.clone()) {
+                    return Some(Match::Copied(k));
+                }
+            }
+        }
         let fp = item.headers.fingerprint()?;
         let keys = self.by_fingerprint.get_mut(&(fp, item.size()))?;
         while let Some(k) = keys.pop() {
             if self.claimed.insert(k.clone()) {
-                return Some(k);
+                return Some(Match::Existing(k));
             }
         }
         None

@@ -497,3 +497,40 @@ async fn cancel_stops_the_run_and_keeps_what_was_written() {
         "every stored item is recorded done"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renumbered_source_folder_is_matched_by_checksum_not_copied_again() {
+    let source = source_with(25, 100);
+    // Two byte-identical messages: each must keep its own target copy after renumbering.
+    source.insert(&FolderPath::inbox(), msg(7, 100), Flags::default(), None);
+    let target = MemoryStore::new();
+    let state = Arc::new(MemoryState::new());
+    let options = CopyOptions {
+        dedupe_existing: false,
+        ..CopyOptions::default()
+    };
+    run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state.clone(),
+        options.clone(),
+    )
+    .await
+    .expect("first");
+    source.renumber(&FolderPath::inbox());
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state,
+        options,
+    )
+    .await
+    .expect("after renumbering");
+    assert_eq!(
+        (report.totals.copied, report.totals.already_copied),
+        (0, 26),
+        "{:?}",
+        report.totals
+    );
+    assert_eq!(checksums(&target), checksums(&source));
+}
