@@ -3,6 +3,7 @@
 #   dovecot-imapd  /usr/sbin/dovecot + the imap/imap-login services (real-server tests)
 #   openssl        the per-instance test CA of mailferry-testkit's Dovecot launcher
 #   isync          mbsync, for the side-by-side comparison benches
+#   time           /usr/bin/time: CPU seconds and peak RSS of each tool in the comparison
 # Idempotent, and quick (no package manager call) when everything is present.
 # The tests run their own Dovecot instances (mailferry-testkit::dovecot); the system service is
 # neither needed nor left running: its start is denied during the install, and if it runs anyway
@@ -15,16 +16,17 @@ if [[ ! -x /usr/sbin/dovecot || ! -x /usr/lib/dovecot/imap || ! -x /usr/lib/dove
 fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
+[[ -x /usr/bin/time ]] || missing+=(time)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "install-test-deps: dovecot-imapd, openssl and isync are present"
+    echo "install-test-deps: dovecot-imapd, openssl, isync and time are present"
     exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "install-test-deps: missing ${missing[*]}; this script installs them on Debian/Ubuntu" >&2
     echo "only (apt-get). Install the equivalent packages (Dovecot 2.3 with IMAP: /usr/sbin/dovecot;" >&2
-    echo "openssl; isync/mbsync) with your system's package manager and run the tests again." >&2
+    echo "openssl; isync/mbsync; GNU time) with your system's package manager and run the tests again." >&2
     exit 1
 fi
 
@@ -76,7 +78,7 @@ if [[ " ${missing[*]} " == *" dovecot-imapd "* ]]; then
     fi
 fi
 
-for tool in /usr/sbin/dovecot openssl mbsync; do
+for tool in /usr/sbin/dovecot openssl mbsync /usr/bin/time; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after the install" >&2
         exit 1

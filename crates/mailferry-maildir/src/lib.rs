@@ -79,7 +79,6 @@ pub mod fuzzing {
     pub use crate::keywords::Keywords;
     pub use crate::layout::{decode_maildirpp, decode_segment, encode_segment, relative_dir};
     pub use crate::name::{
-        FileName, flags_from_info, info_from_flags, parse as parse_file_name, size_field,
-        with_info,
+        FileName, flags_from_info, info_from_flags, parse as parse_file_name, size_field, with_info,
     };
 }

@@ -359,8 +359,9 @@ impl Inner {
         Ok(true)
     }
 
-    /// Groups prepared items into batches, in order. A batch is sent when full or as soon as
-    /// the next item is not ready yet, so a partial batch never waits on budget it is holding.
+    /// Groups prepared items into batches, in order. A batch is sent when full, or when the next
+    /// item does not come within the linger time, so a partial batch never waits for long on
+    /// budget it is itself holding.
     async fn batch(
         &self,
         run: &FolderRun,
@@ -374,11 +375,18 @@ impl Inner {
             } else {
                 match rx.try_recv() {
                     Ok(p) => Some(p),
+                    // Linger briefly for more items: on a slow link, flushing at the first gap
+                    // would send many tiny batches, each paying a round trip.
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                            return;
+                        match tokio::time::timeout(self.options.batch_linger, rx.recv()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
                         }
-                        continue;
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
                 }

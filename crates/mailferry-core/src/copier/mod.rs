@@ -79,8 +79,10 @@ pub struct CopyOptions {
     pub byte_budget: u64,
     /// Items in flight at most (default 4096).
     pub item_budget: usize,
-    /// Items per append batch at most (default 64).
+    /// Items per append batch at most (default 128).
     pub batch_items: usize,
+    /// How long a partial batch waits for more items before it is sent (default 50 ms).
+    pub batch_linger: Duration,
     /// Bytes per append batch at most (default 16 MiB).
     pub batch_bytes: u64,
     /// Folders copied at once (default 4).
@@ -110,7 +112,8 @@ impl Default for CopyOptions {
             migration: "default".into(),
             byte_budget: 256 << 20,
             item_budget: 4096,
-            batch_items: 64,
+            batch_items: 128,
+            batch_linger: Duration::from_millis(50),
             batch_bytes: 16 << 20,
             folder_concurrency: 4,
             writers_per_folder: 2,
