@@ -290,14 +290,27 @@ async fn run_pair_inner(
     let source_cred = tri!(credentials(&source_ep, &spec.source_secret, Side::Source));
     let target_cred = tri!(credentials(&target_ep, &spec.target_secret, Side::Target));
     let source = tri!(open(&source_ep, &access(&spec.access, source_cred), false).await);
-    let target = tri!(
-        open(
-            &target_ep,
-            &access(&spec.access, target_cred),
-            !spec.run.dry_run && mode != Mode::Verify
+    // A dry run plans against a local target that does not exist yet as if it were empty.
+    let missing_local_target = match &target_ep {
+        Endpoint::Maildir { path, .. } | Endpoint::Mbox { path } => !path.exists(),
+        Endpoint::Imap { .. } => false,
+    };
+    let target = if spec.run.dry_run && missing_local_target {
+        let empty = Arc::new(mailferry::core::MemoryStore::new());
+        Store {
+            source: empty.clone(),
+            target: empty,
+        }
+    } else {
+        tri!(
+            open(
+                &target_ep,
+                &access(&spec.access, target_cred),
+                !spec.run.dry_run && mode != Mode::Verify
+            )
+            .await
         )
-        .await
-    );
+    };
 
     let source_folders = tri!(
         source

@@ -34,8 +34,12 @@ pub enum Layout {
 /// The directories of a Maildir itself; never folders.
 pub const MAIL_DIRS: [&str; 3] = ["cur", "new", "tmp"];
 
-/// How deep the fs layout is walked; a guard against symlink loops.
+/// How deep layout detection looks for Maildirs below a directory.
 const MAX_DEPTH: usize = 64;
+
+/// How deep the fs layout is listed. Deeper trees are an error, never cut silently: their mail
+/// would be left out of a copy without a word. (Symlink loops are caught by inode instead.)
+const MAX_LIST_DEPTH: usize = 1024;
 
 fn push_escaped(out: &mut String, byte: u8) {
     out.push_str(&format!("%{byte:02X}"));
@@ -217,15 +221,39 @@ fn walk_fs(
     depth: usize,
     found: &mut Vec<FoundDir>,
 ) -> std::io::Result<()> {
-    if depth >= MAX_DEPTH {
-        tracing::warn!(dir = %dir.display(), "folders nested deeper than {MAX_DEPTH} levels are not listed");
-        return Ok(());
+    let mut ancestors = Vec::new();
+    walk_fs_below(dir, parent, depth, found, &mut ancestors)
+}
+
+/// Lists the folders below `dir`; `ancestors` are the (device, inode) of the directories on
+/// the way down, so a symlink back up the tree is seen as the loop it is.
+fn walk_fs_below(
+    dir: &Path,
+    parent: &FolderPath,
+    depth: usize,
+    found: &mut Vec<FoundDir>,
+    ancestors: &mut Vec<(u64, u64)>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if depth >= MAX_LIST_DEPTH {
+        return Err(std::io::Error::other(format!(
+            "folders are nested deeper than {MAX_LIST_DEPTH} levels below {}; not listing a part of the tree",
+            dir.display()
+        )));
     }
+    let meta = std::fs::metadata(dir)?;
+    ancestors.push((meta.dev(), meta.ino()));
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') || MAIL_DIRS.contains(&name.as_ref()) || !is_dir(&entry.path()) {
+            continue;
+        }
+        let target = std::fs::metadata(entry.path())?;
+        if ancestors.contains(&(target.dev(), target.ino())) {
+            // Its mail is listed under the ancestor it links back to.
+            tracing::warn!(dir = %entry.path().display(), "a symlink loop; not listed again");
             continue;
         }
         let segment = decode_segment(&name).unwrap_or_else(|| name.to_string());
@@ -235,8 +263,9 @@ fn walk_fs(
             selectable: holds_mail(&entry.path()),
             dir: entry.path(),
         });
-        walk_fs(&entry.path(), &path, depth + 1, found)?;
+        walk_fs_below(&entry.path(), &path, depth + 1, found, ancestors)?;
     }
+    ancestors.pop();
     Ok(())
 }
 
@@ -385,6 +414,25 @@ mod tests {
         assert_eq!(detect(root).expect("detect"), Some(Layout::Fs));
         std::fs::create_dir_all(root.join(".Sent/cur")).expect("mkdir");
         assert_eq!(detect(root).expect("detect"), Some(Layout::MaildirPlusPlus));
+    }
+
+    #[test]
+    fn lists_deep_fs_trees_and_stops_at_symlink_loops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let mut deep = root.to_path_buf();
+        for level in 0..100 {
+            deep.push(format!("d{level}"));
+        }
+        std::fs::create_dir_all(deep.join("cur")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("d0"), root.join("d0/d1/loop")).expect("symlink");
+        let found = list_dirs(root, Layout::Fs).expect("list");
+        assert_eq!(
+            found.len(),
+            100,
+            "every level; the loop is not listed again"
+        );
+        assert!(found.iter().any(|f| f.path.depth() == 100 && f.selectable));
     }
 
     #[test]

@@ -345,8 +345,21 @@ impl Target for Mbox {
         capabilities()
     }
 
+    /// A target that does not exist yet holds no folders: it is created by the first
+    /// `ensure_folder`, so the command can plan a copy into a new directory or file.
     fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
-        Source::list_folders(self)
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                if inner.root.exists() {
+                    inner.list_folders()
+                } else {
+                    Ok(Vec::new())
+                }
+            })
+            .await
+            .map_err(|e| Error::fatal(format!("listing mbox folders failed: {e}")))?
+        })
     }
 
     fn ensure_folder<'a>(

@@ -141,6 +141,8 @@ pub enum Sniffed {
 /// Looks at the first bytes of `path` (decompressed if gzip): an mbox starts with `From `
 /// after optional blank lines; an empty file is an empty mbox.
 pub fn sniff(path: &Path) -> io::Result<Sniffed> {
+    // A torn batch at the start of a file would hide what the file is.
+    crate::journal::recover(path, None)?;
     let mut file = fs::File::open(path)?;
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic)?;

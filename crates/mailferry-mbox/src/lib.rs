@@ -19,7 +19,8 @@
 //!   is skipped without reading it ([`store`]).
 //! - **Appends only, durable.** A target appends (a new gzip member for `.gz`), never
 //!   truncates existing data, fsyncs once per batch, and serialises appends per file (a tokio
-//!   mutex inside the process, `flock` across processes).
+//!   mutex inside the process, `flock` across processes). A batch left half-written by a
+//!   process that died is cut back by the next open of the file ([`journal`]).
 //!
 //! Known limit: a file rewritten *in place* after its first message (mutt does this when it
 //! deletes mail) keeps its validity token; offsets listed before may then name other messages.
@@ -49,6 +50,7 @@
 
 pub mod backend;
 pub mod input;
+pub mod journal;
 pub mod layout;
 pub mod parse;
 pub mod scan;

@@ -101,6 +101,14 @@ pub fn render_from_line(date: InternalDate) -> String {
     format!("From MAILER-DAEMON {}\n", date.to_asctime())
 }
 
+/// Whether `date` reads back from the separator line [`render_from_line`] writes for it. The
+/// asctime year has four digits here, so instants outside the years 1000–9999 do not, and the
+/// reader would not know such a line as a separator after a message without a final newline.
+pub fn from_line_keeps(date: InternalDate) -> bool {
+    parse_from_line(render_from_line(date).as_bytes())
+        .is_some_and(|d| d.timestamp == date.timestamp)
+}
+
 /// Why a keyword cannot be written to `X-Keywords:`, if it cannot.
 pub fn keyword_problem(keyword: &str) -> Option<&'static str> {
     if keyword.is_empty() {
@@ -377,6 +385,32 @@ mod tests {
     fn written_from_line_reads_back_to_the_same_instant() {
         let d = InternalDate::from_timestamp(1_000_000_000);
         assert_eq!(parse_from_line(render_from_line(d).as_bytes()), Some(d));
+    }
+
+    #[test]
+    fn from_line_keeps_only_four_digit_years() {
+        assert!(from_line_keeps(InternalDate::from_timestamp(1_000_000_000)));
+        assert!(
+            from_line_keeps(InternalDate::from_timestamp(-30_610_224_000)),
+            "1000-01-01"
+        );
+        assert!(
+            from_line_keeps(InternalDate::from_timestamp(253_402_300_799)),
+            "9999-12-31"
+        );
+        // Found by the mbox_reader fuzz target: "Sun Dec 22 08:53:07 254399597878".
+        assert!(!from_line_keeps(InternalDate::from_timestamp(
+            8_028_075_836_918_883_187
+        )));
+        assert!(
+            !from_line_keeps(InternalDate::from_timestamp(253_402_300_800)),
+            "year 10000"
+        );
+        assert!(
+            !from_line_keeps(InternalDate::from_timestamp(-30_610_224_001)),
+            "year 999"
+        );
+        assert!(!from_line_keeps(InternalDate::from_timestamp(i64::MIN)));
     }
 
     fn lines(block: &[u8]) -> Vec<&[u8]> {

@@ -157,9 +157,10 @@ fn first_line(input: &mut Input) -> io::Result<Vec<u8>> {
     Ok(line[..end].to_vec())
 }
 
-/// Opens a folder's file for reading, decoding gzip. An empty file is an empty mbox, even
-/// where it should have been gzip.
+/// Opens a folder's file for reading, decoding gzip, after taking back a batch a dead writer
+/// left torn in it. An empty file is an empty mbox, even where it should have been gzip.
 pub(crate) fn open_input(path: &Path, gzip: bool) -> io::Result<Input> {
+    crate::journal::recover(path, None)?;
     if gzip && fs::metadata(path)?.len() == 0 {
         Ok(Input::Memory(io::Cursor::new(Vec::new())))
     } else if gzip {

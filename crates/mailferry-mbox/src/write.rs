@@ -9,7 +9,8 @@
 //! round-trips byte for byte, and other readers see the message with a final newline added.
 //!
 //! A gzip target gets one new gzip member per batch (readers decode all members). A failed write
-//! cuts the file back to its length before the batch, so a batch is all or nothing.
+//! cuts the file back to its length before the batch, so a batch is all or nothing; a batch
+//! whose writer died is cut back by the next opener, from the [`journal`] written before it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -19,25 +20,51 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use mailferry_core::normalise::to_lf;
 use mailferry_core::{CanonicalItem, InternalDate};
 
-use crate::parse::{push_quoted_line, render_block, render_from_line};
+use crate::journal;
+use crate::parse::{from_line_keeps, push_quoted_line, render_block, render_from_line};
 use crate::scan::{BUFFER_BYTES, GzSource, Input};
 
 /// Renders one message in mbox form into `out`, or says why it cannot be stored.
 ///
 /// The separator carries the item's internal date (the source's, else its `Date:` header's);
 /// a message with neither gets `now`, the time it arrived in this store, as an MTA would do.
+/// A date the separator cannot carry (a year outside 1000–9999, see [`from_line_keeps`]) counts
+/// as absent, with a warning: written anyway, the reader would not see the separator after a
+/// message without a final newline and would merge the two messages.
 pub fn render(item: &CanonicalItem, now: InternalDate, out: &mut Vec<u8>) -> Result<(), String> {
     let block = render_block(&item.meta.flags)?;
-    let date = item.internal_date().unwrap_or(now);
+    let mut date = now;
+    for candidate in [item.meta.internal_date, item.headers.date]
+        .into_iter()
+        .flatten()
+    {
+        if from_line_keeps(candidate) {
+            date = candidate;
+            break;
+        }
+        tracing::warn!(
+            key = %item.meta.key,
+            folder = %item.folder,
+            timestamp = candidate.timestamp,
+            "an mbox From line cannot carry this date (its year is not 1000-9999); \
+             the message is written with another"
+        );
+    }
     out.extend_from_slice(render_from_line(date).as_bytes());
     out.extend_from_slice(&block);
-    let lf = to_lf(&item.body);
-    out.reserve(lf.len() + lf.len() / 64 + 1);
-    for line in lf.split_inclusive(|&b| b == b'\n') {
-        push_quoted_line(out, line);
+    // Line by line from the canonical bytes, not through a whole LF copy of the message: for
+    // a very large message that copy would be one more message-sized buffer at the peak.
+    out.reserve(item.body.len() + item.body.len() / 64 + 1);
+    for line in item.body.split_inclusive(|&b| b == b'\n') {
+        match line.strip_suffix(b"\r\n") {
+            Some(content) => {
+                push_quoted_line(out, content);
+                out.push(b'\n');
+            }
+            None => push_quoted_line(out, line),
+        }
     }
     out.push(b'\n');
     Ok(())
@@ -135,22 +162,27 @@ pub fn append(
     let (file, created) = open_for_append(path)?;
     // flock: other mailferry processes and MUAs that lock mbox files wait for us.
     file.lock()?;
+    journal::recover(path, Some(&file))?;
     let before = file.metadata()?.len();
     let result = if gzip {
         append_gz(path, &file, before, messages, gz_tail)
     } else {
-        append_plain(&file, before, messages)
+        append_plain(path, &file, before, messages)
     };
     let result = result.and_then(|offsets| {
         file.sync_data()?;
         if created {
             sync_parent(path)?;
         }
+        journal::finish(path)?;
         Ok(offsets)
     });
     if result.is_err() {
-        // Take back what this batch wrote; what was there before is left alone.
-        let _ = file.set_len(before);
+        // Take back what this batch wrote; what was there before is left alone. Should that
+        // fail, the journal stays, and the next opener cuts the batch back.
+        if file.set_len(before).is_ok() {
+            let _ = journal::finish(path);
+        }
         *gz_tail = None;
     }
     result
@@ -168,16 +200,24 @@ fn offsets_after(start: u64, messages: &[Vec<u8>]) -> Vec<u64> {
         .collect()
 }
 
-fn append_plain(mut file: &File, len: u64, messages: &[Vec<u8>]) -> io::Result<Vec<u64>> {
-    let mut start = len;
+fn append_plain(
+    path: &Path,
+    mut file: &File,
+    len: u64,
+    messages: &[Vec<u8>],
+) -> io::Result<Vec<u64>> {
+    let mut newline = false;
     if len > 0 {
         let mut last = [0u8; 1];
         file.read_exact_at(&mut last, len - 1)?;
-        if last[0] != b'\n' {
-            // A separator must start a line.
-            file.write_all(b"\n")?;
-            start += 1;
-        }
+        // A separator must start a line.
+        newline = last[0] != b'\n';
+    }
+    let start = len + u64::from(newline);
+    let planned = start + messages.iter().map(|m| m.len() as u64).sum::<u64>();
+    journal::begin(path, len, Some(planned))?;
+    if newline {
+        file.write_all(b"\n")?;
     }
     let offsets = offsets_after(start, messages);
     let mut out = io::BufWriter::with_capacity(BUFFER_BYTES, &mut file);
@@ -205,6 +245,7 @@ fn append_gz(
         },
         _ => decoded_tail(path, now_stamp)?,
     };
+    journal::begin(path, compressed_len, None)?;
     let mut encoder = GzEncoder::new(
         io::BufWriter::with_capacity(BUFFER_BYTES, file),
         Compression::default(),
@@ -260,6 +301,7 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
+    use mailferry_core::normalise::to_lf;
     use mailferry_core::{Flags, FolderPath, Item, ItemMeta, SourceKey};
 
     use super::*;
@@ -326,6 +368,42 @@ mod tests {
         assert_eq!(bodies, want);
     }
 
+    /// Found by the mbox_reader fuzz target: a message without a final newline, then one whose
+    /// date has a five-digit-plus year, read back as one message.
+    #[test]
+    fn a_date_the_from_line_cannot_carry_does_not_merge_messages() {
+        let mut far = item(
+            b"Subject: far\r\n\r\nx\r\n",
+            Flags::from_imap(["\\Deleted"]),
+        );
+        far.meta.internal_date = Some(InternalDate::from_timestamp(8_028_075_836_918_883_187));
+        let fallback = InternalDate::from_timestamp(1_700_000_000);
+        let mut file = Vec::new();
+        render(&item(b"o", Flags::default()), fallback, &mut file).expect("render");
+        render(&far, fallback, &mut file).expect("render");
+        assert!(
+            !file.windows(12).any(|w| w == b"254399597878"),
+            "{}",
+            file.escape_ascii()
+        );
+        let mut s = Scanner::new(
+            Input::Memory(std::io::Cursor::new(file)),
+            0,
+            Variant::Mboxrd,
+        );
+        let first = s.next_message(true).expect("scan").expect("first");
+        let second = s.next_message(true).expect("scan").expect("second");
+        assert_eq!(first.body.as_deref(), Some(&b"o"[..]));
+        assert_eq!(second.body.as_deref(), Some(&b"Subject: far\n\nx\n"[..]));
+        assert!(second.flags.deleted);
+        assert_eq!(
+            second.date,
+            Some(fallback),
+            "no Date: header, so the fallback date"
+        );
+        assert!(s.next_message(false).expect("scan").is_none());
+    }
+
     #[test]
     fn gzip_appends_are_new_members_read_as_one_stream() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -371,6 +449,10 @@ mod tests {
         .expect("render");
         let offsets = append(&path, false, &[m], &mut None).expect("append");
         assert_eq!(offsets, [41]);
+        assert!(
+            !journal::journal_path(&path).exists(),
+            "no journal after a batch"
+        );
         let read = read_all(Input::plain(File::open(&path).expect("open")));
         assert_eq!(read[0].0, b"\nforeign\n");
         assert_eq!(read[1].0, b"Subject: b\n\nb\n");
