@@ -1,6 +1,8 @@
 //! SASL payloads for AUTHENTICATE (PLAIN, XOAUTH2, OAUTHBEARER) and the mapping of a refused
 //! login to a fatal, actionable error. A refused login never retries: repeating wrong credentials
-//! only gets the account locked.
+//! only gets the account locked. A login the server could not check *now* — `NO [UNAVAILABLE]`
+//! (RFC 5530), which Dovecot sends as "Temporary authentication failure" while its auth process
+//! restarts — says nothing about the credentials and is transient: the connection is retried.
 
 use async_imap::Authenticator;
 use mailferry_core::{Error, ErrorKind};
@@ -53,11 +55,21 @@ pub(crate) enum LoginFailure {
     Token(Error),
 }
 
-/// A refused login is fatal and names the account; a lost connection is transient.
+/// Response codes with which a server refuses a login for a reason other than the credentials.
+const TEMPORARY_CODES: [&str; 2] = ["[UNAVAILABLE]", "[INUSE]"];
+
+/// A refused login is fatal and names the account; a server that cannot log anyone in right
+/// now, or a lost connection, is transient.
 pub(crate) fn login_error(label: &str, failure: LoginFailure) -> Error {
     use async_imap::error::Error as E;
     match failure {
         LoginFailure::Token(e) => e.context(format!("{label}: getting an OAuth token")),
+        // async-imap passes unknown codes on in the text ("code: None, info: Some(\"[UNAVAILABLE] …").
+        LoginFailure::Imap(E::No(why)) if TEMPORARY_CODES.iter().any(|c| why.contains(c)) => {
+            Error::transient(format!(
+                "{label}: the server cannot log in now ({why}); this is not about the credentials"
+            ))
+        }
         LoginFailure::Imap(E::No(why) | E::Bad(why)) => Error::fatal(format!(
             "{label}: authentication failed ({why}); check the user name and the password or token"
         )),
@@ -107,5 +119,29 @@ mod tests {
             LoginFailure::Imap(async_imap::error::Error::ConnectionLost),
         );
         assert!(lost.is_transient());
+    }
+
+    #[test]
+    fn a_login_the_server_cannot_check_now_is_transient() {
+        // As async-imap formats Dovecot's answer while its auth process restarts.
+        let e = login_error(
+            "ann@imap.example.org:993",
+            LoginFailure::Imap(async_imap::error::Error::No(
+                "code: None, info: Some(\"[UNAVAILABLE] Temporary authentication failure.\")"
+                    .into(),
+            )),
+        );
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("ann@imap.example.org:993"), "{e}");
+        let bad = login_error(
+            "a@b:1",
+            LoginFailure::Imap(async_imap::error::Error::Bad(
+                "code: None, info: Some(\"[UNAVAILABLE] x\")".into(),
+            )),
+        );
+        assert!(
+            bad.is_fatal(),
+            "a BAD is a protocol error, not a busy server"
+        );
     }
 }

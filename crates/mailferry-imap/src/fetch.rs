@@ -4,6 +4,11 @@
 //!   (`UID FETCH lo:hi`, starting at 4,096 UIDs and growing while ranges come back sparse), and
 //!   the session goes back to the pool between ranges, so a copier that keeps the listing open
 //!   while it fetches and appends cannot starve the pool, even at one connection.
+//! - **A range that fails is asked again smaller** (a quarter, down to 32 UIDs), then grows
+//!   back as ranges succeed. A listing with headers is about 250 bytes per message, so 4,096
+//!   UIDs are a megabyte in one response; on a link that drops every few hundred kilobytes a
+//!   fixed range would never complete, and the listing (and with it the copier's resolution of
+//!   uncertain appends, which lists the target) would fail however often it is retried.
 //! - **Bodies stream as they arrive**, in chunks of at most 200 messages or 32 MB per command
 //!   (UID sets compressed into ranges). Every asked UID must come back: one the server did not
 //!   return — expunged meanwhile, or a NO that async-imap would have turned into an empty
@@ -36,6 +41,8 @@ pub(crate) const CHUNK_BYTES: u64 = 32 << 20;
 /// First UID range of a listing, and the most it grows to.
 pub(crate) const FIRST_RANGE: u32 = 4096;
 const MAX_RANGE: u32 = 1 << 16;
+/// The smallest UID range a failing listing shrinks to.
+const MIN_RANGE: u32 = 32;
 /// Attempts for one read operation on transient errors.
 pub(crate) const ATTEMPTS: u32 = 4;
 
@@ -188,14 +195,24 @@ pub(crate) async fn list_page(
     }
     items.sort_by_key(|(uid, _)| *uid);
     items.dedup_by_key(|(uid, _)| *uid);
-    if (items.len() as u64) * 4 < u64::from(*step) {
-        *step = step.saturating_mul(2).min(MAX_RANGE);
-    }
+    *step = next_range(*step, Some(items.len()));
     Ok(Some(Page {
         items,
         next: hi.and_then(|hi| hi.checked_add(1)),
         validity: sel.validity,
     }))
+}
+
+/// The UID range after a page that returned this many messages (`None`: it failed). Sparse
+/// ranges double (up to 65,536 UIDs); dense ones double back to the first range after a shrink;
+/// a failed one is quartered (down to 32 UIDs).
+pub(crate) fn next_range(step: u32, returned: Option<usize>) -> u32 {
+    match returned {
+        None => (step / 4).max(MIN_RANGE),
+        Some(n) if (n as u64) * 4 < u64::from(step) => step.saturating_mul(2).min(MAX_RANGE),
+        Some(_) if step < FIRST_RANGE => step.saturating_mul(2).min(FIRST_RANGE),
+        Some(_) => step,
+    }
 }
 
 /// The fingerprint of a message from its `HEADER.FIELDS` bytes.
@@ -329,6 +346,25 @@ mod tests {
         assert!(bytes.iter().all(|&b| b == b'a'));
         let offset = bytes.as_ptr() as usize - owner_ptr;
         assert!(offset < 64, "sliced from the response buffer, not copied");
+    }
+
+    #[test]
+    fn listing_ranges_shrink_on_failure_and_recover_on_success() {
+        assert_eq!(next_range(FIRST_RANGE, None), 1024);
+        assert_eq!(next_range(64, None), MIN_RANGE);
+        assert_eq!(next_range(MIN_RANGE, None), MIN_RANGE);
+        assert_eq!(
+            next_range(256, Some(256)),
+            512,
+            "dense, below the first range"
+        );
+        assert_eq!(
+            next_range(FIRST_RANGE, Some(4096)),
+            FIRST_RANGE,
+            "dense, at it"
+        );
+        assert_eq!(next_range(FIRST_RANGE, Some(10)), 8192, "sparse");
+        assert_eq!(next_range(MAX_RANGE, Some(0)), MAX_RANGE);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use mailferry_core::{
 use crate::ImapStore;
 use crate::fetch::{
     ATTEMPTS, FIRST_RANGE, Fetched, LARGE, answer_to, backoff, body_command, fetch_large,
-    list_page, parse_fetch, plan_chunks,
+    list_page, next_range, parse_fetch, plan_chunks,
 };
 use crate::pool::Lease;
 
@@ -91,7 +91,9 @@ impl ImapStore {
                 Ok(page) => page,
                 Err(e) if e.is_transient() && p.attempts + 1 < ATTEMPTS => {
                     p.attempts += 1;
-                    tracing::warn!(folder = %folder, error = %e, "listing failed, retrying");
+                    p.step = next_range(p.step, None);
+                    tracing::warn!(folder = %folder, error = %e, range = p.step,
+                        "listing failed, retrying a smaller range");
                     tokio::time::sleep(backoff(p.attempts)).await;
                     continue;
                 }

@@ -1,6 +1,7 @@
-//! A TCP proxy for tests that adds round-trip latency and cuts connections, so latency hiding
-//! (pipelining, LITERAL+, several sessions) and recovery from a dropped link are measured
-//! against a real server instead of being assumed.
+//! A TCP proxy for tests that adds round-trip latency and injects faults — cuts, a server's
+//! `* BYE`, `NO [UNAVAILABLE]` answers, a peer that stops answering — so latency hiding
+//! (pipelining, LITERAL+, several sessions) and recovery from a broken link or a sick server are
+//! measured against a real server instead of being assumed.
 //!
 //! Design decisions, and why:
 //! - **A delay line, not a sleep per read.** Each direction is a reader task that stamps every
@@ -10,28 +11,38 @@
 //!   chunk per `rtt/2`, and a latency test would really be a bandwidth test. The queue holds at
 //!   most about bandwidth × delay bytes, which is small on loopback.
 //! - **Cuts are exact.** Both directions of a connection share one byte counter; the chunk that
-//!   crosses `cut_after_bytes` is truncated to the limit, what is within the limit is still
-//!   delivered (after its delay), then both sides are closed. The limit is read when the
-//!   connection is accepted, so changing it affects new connections only and a fault test can
-//!   pick a new random offset per connection; the round trip is read per chunk, so it changes
-//!   live.
+//!   crosses the cut offset is truncated to it, what is within the limit is still delivered
+//!   (after its delay), then both sides are closed. The offset is fixed when the connection is
+//!   accepted — from [`Proxy::set_cut_after_bytes`], or drawn per connection from a seeded RNG
+//!   ([`Proxy::set_random_faults`]) so a fault test hits many different places reproducibly;
+//!   the round trip is read per chunk, so it changes live.
+//! - **IMAP-aware faults need the bytes.** Both directions are scanned for IMAP framing
+//!   ([`framing`]): lines are scanned, literals skipped. That lets the proxy replace a whole
+//!   tagged response by `NO [UNAVAILABLE]`, send `* BYE` between two responses (as a server
+//!   shutting down does) rather than inside one, and say where each cut fell (inside a FETCH
+//!   body, inside an APPEND literal, while a command waited for its reply). These features only
+//!   make sense on plaintext, uncompressed IMAP; on other bytes the scanner is harmlessly wrong.
+//! - **A stall keeps the connection open** and stops server-to-client bytes, which is what a
+//!   hung server looks like to a client: only a read timeout can notice it.
 //! - **Half-close is forwarded** (EOF from one side shuts down writing to the other); a read or
 //!   write error tears the whole connection down, as a real broken link would.
 //! - Every task hangs off a `JoinSet` owned by its parent, so dropping the [`Proxy`] (which
 //!   aborts the accept task) drops every connection.
 
+mod framing;
+mod pump;
+
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
+
+use pump::{DelayLine, Direction, Stall, pump_out};
 
 /// How the proxy distorts traffic.
 #[derive(Debug, Clone, Default)]
@@ -42,25 +53,115 @@ pub struct ProxyOptions {
     pub cut_after_bytes: Option<u64>,
 }
 
-/// `cut_after` value meaning "never".
+/// Faults drawn per connection from a seeded RNG: each new connection ends after a number of
+/// bytes (both directions) drawn uniformly from `min_bytes..=max_bytes`, by a cut or — for one
+/// connection in `bye_one_in` — by a `* BYE` at the next response boundary followed by a close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomFaults {
+    /// Seed of the offsets; print it so a failure can be replayed.
+    pub seed: u64,
+    /// Smallest offset.
+    pub min_bytes: u64,
+    /// Largest offset.
+    pub max_bytes: u64,
+    /// One connection in this many gets a BYE instead of a cut (0: never).
+    pub bye_one_in: u64,
+}
+
+/// Where the connections cut at a byte offset were, by the IMAP framing at the cut.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CutSites {
+    /// Inside a literal the server was sending (a FETCH body or header).
+    pub server_literal: u64,
+    /// Inside a literal the client was sending (an APPEND body).
+    pub client_literal: u64,
+    /// Outside literals, with a command sent and its tagged reply not yet complete.
+    pub awaiting_reply: u64,
+    /// No command outstanding (during the greeting, or between commands).
+    pub idle: u64,
+}
+
+/// Offset value meaning "never".
 const NEVER: u64 = u64::MAX;
 
 const CHUNK: usize = 64 * 1024;
+
+/// What the proxy sends for a refused command.
+const REFUSAL: &[u8] = b" NO [UNAVAILABLE] Injected by the mailferry test proxy\r\n";
+/// What the proxy sends before closing a connection it says goodbye to.
+const BYE: &[u8] = b"* BYE Injected by the mailferry test proxy: shutting down\r\n";
 
 struct Shared {
     upstream: SocketAddr,
     round_trip_nanos: AtomicU64,
     cut_after: AtomicU64,
+    bye_after: AtomicU64,
+    random: Mutex<Option<(RandomFaults, u64)>>,
+    refuse_every: AtomicU64,
+    tagged_seen: AtomicU64,
     connections: AtomicU64,
     cuts: AtomicU64,
+    byes: AtomicU64,
+    refusals: AtomicU64,
+    /// Refusals by the verb of the command they answered.
+    refused: Mutex<BTreeMap<String, u64>>,
+    sites: Mutex<CutSites>,
     /// Bumped by [`Proxy::cut_all`]; every connection watches it.
     cut_all: watch::Sender<u64>,
+    /// Bumped by [`Proxy::stall_open_connections`].
+    stall_open: watch::Sender<u64>,
+    /// [`Proxy::set_stalled`].
+    stalled: watch::Sender<bool>,
 }
 
 impl Shared {
     fn one_way(&self) -> Duration {
         Duration::from_nanos(self.round_trip_nanos.load(Ordering::Relaxed) / 2)
     }
+
+    /// The cut and BYE offsets of a new connection.
+    fn plan(&self) -> Plan {
+        let random = self.random.lock().ok().and_then(|mut r| {
+            let (faults, state) = r.as_mut()?;
+            let span = faults
+                .max_bytes
+                .saturating_sub(faults.min_bytes)
+                .saturating_add(1);
+            let at = faults.min_bytes + splitmix(state) % span;
+            let bye = faults.bye_one_in > 0 && splitmix(state).is_multiple_of(faults.bye_one_in);
+            Some(if bye {
+                Plan {
+                    cut_at: NEVER,
+                    bye_at: at,
+                }
+            } else {
+                Plan {
+                    cut_at: at,
+                    bye_at: NEVER,
+                }
+            })
+        });
+        random.unwrap_or_else(|| Plan {
+            cut_at: self.cut_after.load(Ordering::Relaxed),
+            bye_at: self.bye_after.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// SplitMix64 step.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The faults of one connection.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    cut_at: u64,
+    bye_at: u64,
 }
 
 /// A running proxy on `127.0.0.1:<ephemeral>` in front of one upstream address. Dropping it
@@ -75,6 +176,7 @@ impl Shared {
 /// let proxy = Proxy::start(server, options).await?;
 /// // Point the client at proxy.addr(): every exchange now costs 50 ms more.
 /// proxy.set_cut_after_bytes(Some(123_456)); // the next connection dies at that offset
+/// proxy.set_refuse_every(Some(20)); // every 20th tagged answer becomes NO [UNAVAILABLE]
 /// assert_eq!(proxy.cuts(), 0);
 /// # Ok(())
 /// # }
@@ -108,9 +210,19 @@ impl Proxy {
             upstream,
             round_trip_nanos: AtomicU64::new(duration_nanos(options.round_trip)),
             cut_after: AtomicU64::new(options.cut_after_bytes.unwrap_or(NEVER)),
+            bye_after: AtomicU64::new(NEVER),
+            random: Mutex::new(None),
+            refuse_every: AtomicU64::new(0),
+            tagged_seen: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
+            byes: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
+            refused: Mutex::new(BTreeMap::new()),
+            sites: Mutex::new(CutSites::default()),
             cut_all: watch::Sender::new(0),
+            stall_open: watch::Sender::new(0),
+            stalled: watch::Sender::new(false),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Proxy {
@@ -139,6 +251,46 @@ impl Proxy {
             .store(n.unwrap_or(NEVER), Ordering::Relaxed);
     }
 
+    /// Connections accepted from now on get `* BYE` once this many bytes (both directions)
+    /// have passed — at the next server response boundary — and are then closed.
+    pub fn set_bye_after_bytes(&self, n: Option<u64>) {
+        self.shared
+            .bye_after
+            .store(n.unwrap_or(NEVER), Ordering::Relaxed);
+    }
+
+    /// Draws the cut (or BYE) offset of every connection accepted from now on from a seeded
+    /// RNG; overrides the fixed offsets while set. `None` goes back to the fixed ones.
+    pub fn set_random_faults(&self, faults: Option<RandomFaults>) {
+        if let Ok(mut random) = self.shared.random.lock() {
+            *random = faults.map(|f| (f, f.seed));
+        }
+    }
+
+    /// Every `n`th tagged server response (counted over all connections, from when this is
+    /// set) is replaced by `TAG NO [UNAVAILABLE] …`, as a server whose backend is briefly down
+    /// answers. The command may have taken effect: an APPEND answered this way is the
+    /// uncertain append a client must resolve. `None` stops it. Applies live.
+    pub fn set_refuse_every(&self, n: Option<u64>) {
+        self.shared
+            .refuse_every
+            .store(n.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// While on, no byte from the server reaches any client (open or new connection); the
+    /// connections stay open. Off releases what was held, in order.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.shared.stalled.send_replace(stalled);
+    }
+
+    /// Stops server-to-client bytes on every connection open now, for good (until it closes);
+    /// new connections are not affected.
+    pub fn stall_open_connections(&self) {
+        self.shared
+            .stall_open
+            .send_modify(|generation| *generation += 1);
+    }
+
     /// Drops every open connection now (both sides), without delivering queued data.
     pub fn cut_all(&self) {
         self.shared
@@ -151,10 +303,35 @@ impl Proxy {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
-    /// Connections the proxy cut so far (by `cut_after_bytes` or [`Proxy::cut_all`]). A cut is
+    /// Connections the proxy cut so far (at a byte offset or by [`Proxy::cut_all`]). A cut is
     /// counted before either side can see the close, so a test may assert right after it.
     pub fn cuts(&self) -> u64 {
         self.shared.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Where the cuts at a byte offset fell (cuts by [`Proxy::cut_all`] are not classified).
+    pub fn cut_sites(&self) -> CutSites {
+        self.shared.sites.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Connections closed with an injected `* BYE` so far (counted before the BYE is sent).
+    pub fn byes(&self) -> u64 {
+        self.shared.byes.load(Ordering::SeqCst)
+    }
+
+    /// Tagged responses replaced by `NO [UNAVAILABLE]` so far.
+    pub fn refusals(&self) -> u64 {
+        self.shared.refusals.load(Ordering::SeqCst)
+    }
+
+    /// The refusals by the command they answered (`APPEND`, `UID FETCH`, `LOGIN`, …; `?` when
+    /// the command was not seen whole).
+    pub fn refusals_by_command(&self) -> BTreeMap<String, u64> {
+        self.shared
+            .refused
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -183,9 +360,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Both directions of one connection.
 async fn connection(client: TcpStream, shared: Arc<Shared>) {
-    let limit = shared.cut_after.load(Ordering::Relaxed);
+    let plan = shared.plan();
     let mut cut_all = shared.cut_all.subscribe();
-    if limit == 0 {
+    let mut stall_open = shared.stall_open.subscribe();
+    if plan.cut_at == 0 {
         shared.cuts.fetch_add(1, Ordering::SeqCst);
         return;
     }
@@ -200,16 +378,26 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
     let (upstream_read, upstream_write) = upstream.into_split();
     let line = DelayLine {
         shared: shared.clone(),
-        limit,
+        plan,
         passed: Arc::new(AtomicU64::new(0)),
-        limit_reached: watch::Sender::new(false),
+        commands: Arc::new(AtomicU64::new(0)),
+        replies: Arc::new(AtomicU64::new(0)),
+        closing: watch::Sender::new(false),
+        bye_due: watch::Sender::new(false),
+        verbs: Arc::new(Mutex::new(HashMap::new())),
     };
+    let stalled_here = watch::Sender::new(false);
     let mut tasks = JoinSet::new();
-    for (read, write) in [(client_read, upstream_write), (upstream_read, client_write)] {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tasks.spawn(line.clone().pump_in(read, tx));
-        tasks.spawn(pump_out(write, rx));
-    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tasks.spawn(line.clone().pump_in(client_read, tx, Direction::ToServer));
+    tasks.spawn(pump_out(upstream_write, rx, None));
+    let (tx, rx) = mpsc::unbounded_channel();
+    tasks.spawn(line.clone().pump_in(upstream_read, tx, Direction::ToClient));
+    let stall = Stall {
+        global: shared.stalled.subscribe(),
+        here: stalled_here.subscribe(),
+    };
+    tasks.spawn(pump_out(client_write, rx, Some(stall)));
     let cut_by_all = loop {
         tokio::select! {
             joined = tasks.join_next() => match joined {
@@ -219,6 +407,9 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
                 Some(_) => break false,
             },
             Ok(()) = cut_all.changed() => break true,
+            Ok(()) = stall_open.changed() => {
+                stalled_here.send_replace(true);
+            }
         }
     };
     if cut_by_all {
@@ -226,79 +417,4 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
         shared.cuts.fetch_add(1, Ordering::SeqCst);
     }
     // Dropping `tasks` aborts what is left and closes both sockets.
-}
-
-/// The state one connection's two readers share.
-#[derive(Clone)]
-struct DelayLine {
-    shared: Arc<Shared>,
-    limit: u64,
-    passed: Arc<AtomicU64>,
-    limit_reached: watch::Sender<bool>,
-}
-
-/// Outcome of a pump task: `Err` tears the connection down.
-type Pump = Result<(), ()>;
-
-impl DelayLine {
-    /// Reads chunks, counts them against the limit and queues them with their due time.
-    async fn pump_in(
-        self,
-        mut read: OwnedReadHalf,
-        queue: mpsc::UnboundedSender<(Instant, Bytes)>,
-    ) -> Pump {
-        let mut stop = self.limit_reached.subscribe();
-        let mut buf = BytesMut::with_capacity(CHUNK);
-        loop {
-            buf.reserve(CHUNK);
-            let n = tokio::select! {
-                read = read.read_buf(&mut buf) => match read {
-                    // EOF: dropping `queue` lets the writer finish and half-close.
-                    Ok(0) => return Ok(()),
-                    Ok(n) => n,
-                    Err(_) => return Err(()),
-                },
-                _ = stop.wait_for(|reached| *reached) => return Ok(()),
-            };
-            let mut chunk = buf.split().freeze();
-            let mut reached = false;
-            if self.limit != NEVER {
-                let before = self.passed.fetch_add(n as u64, Ordering::SeqCst);
-                let allowed = self.limit.saturating_sub(before).min(n as u64);
-                if before + n as u64 >= self.limit {
-                    chunk.truncate(allowed as usize);
-                    reached = true;
-                }
-            }
-            if reached && !self.limit_reached.send_replace(true) {
-                // Counted before the last chunk is queued, hence before either side can see
-                // the close; only the first reader to reach the limit counts.
-                self.shared.cuts.fetch_add(1, Ordering::SeqCst);
-            }
-            let due = Instant::now() + self.shared.one_way();
-            if !chunk.is_empty() && queue.send((due, chunk)).is_err() {
-                return Err(());
-            }
-            if reached {
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// Writes queued chunks when they are due; half-closes when the reader is done.
-async fn pump_out(
-    mut write: OwnedWriteHalf,
-    mut queue: mpsc::UnboundedReceiver<(Instant, Bytes)>,
-) -> Pump {
-    while let Some((due, chunk)) = queue.recv().await {
-        if due > Instant::now() {
-            tokio::time::sleep_until(due).await;
-        }
-        if write.write_all(&chunk).await.is_err() {
-            return Err(());
-        }
-    }
-    let _ = write.shutdown().await;
-    Ok(())
 }

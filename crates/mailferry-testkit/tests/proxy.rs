@@ -1,13 +1,17 @@
 //! The fault/latency proxy against small local servers: bytes pass unchanged, the added round
 //! trip shows in request/response latency but not in bulk throughput, cuts happen at the exact
-//! byte offset (both directions counted), and the counters move. Timing assertions are ratios
-//! with generous margins: the machine is shared and its timers are late under load.
+//! byte offset (both directions counted), and the counters move. The IMAP-aware faults run
+//! against a tiny scripted IMAP server: refusals replace whole tagged answers, a BYE lands
+//! between responses, a stall holds bytes without closing, random offsets are reproducible, and
+//! cuts are classified by where they fell. Timing assertions are ratios with generous margins:
+//! the machine is shared and its timers are late under load.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mailferry_testkit::proxy::{CutSites, RandomFaults};
 use mailferry_testkit::{Proxy, ProxyOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Deterministic pseudo-random bytes (SplitMix64), so a corrupted byte cannot hide in a pattern.
@@ -299,4 +303,290 @@ async fn dropping_the_proxy_closes_its_connections_and_port() {
         assert!(Instant::now() < deadline, "proxy port still accepts");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+const GREETING: &[u8] = b"* OK fake IMAP ready\r\n";
+const BODY_LINE: &[u8] = b"Some body text that a FETCH returns as a literal.\r\n";
+const BODY_LINES: usize = 400;
+
+/// The untagged FETCH response the fake server sends.
+fn fetch_response() -> Vec<u8> {
+    let body = BODY_LINE.repeat(BODY_LINES);
+    let mut out = format!("* 1 FETCH (UID 1 BODY[] {{{}}}\r\n", body.len()).into_bytes();
+    out.extend_from_slice(&body);
+    out.extend_from_slice(b")\r\n");
+    out
+}
+
+/// A scripted IMAP server: greets, answers `FETCH` with one literal body, reads `APPEND`
+/// literals (`{N+}`), and answers every command `TAG OK done`, all in one write.
+async fn imap_server() -> SocketAddr {
+    server(|stream| async move {
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        if w.write_all(GREETING).await.is_err() {
+            return;
+        }
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let tag = line.split(' ').next().unwrap_or("*").to_string();
+            if let Some(n) = line
+                .trim_end()
+                .strip_suffix("+}")
+                .and_then(|l| l.rsplit('{').next())
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                let mut literal = vec![0; n + 2];
+                if r.read_exact(&mut literal).await.is_err() {
+                    return;
+                }
+            }
+            let mut answer = Vec::new();
+            if line.contains(" FETCH ") {
+                answer.extend_from_slice(&fetch_response());
+            }
+            answer.extend_from_slice(format!("{tag} OK done\r\n").as_bytes());
+            if w.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// Reads lines until the tagged answer of `tag`; returns everything read, or what was read
+/// when the peer closed.
+async fn until_tagged(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, tag: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
+            .await
+            .expect("an answer within 10 s");
+        if read.unwrap_or(0) == 0 {
+            return out;
+        }
+        out.push_str(&line);
+        if line.starts_with(&format!("{tag} ")) {
+            return out;
+        }
+    }
+}
+
+async fn imap_client(
+    proxy: &Proxy,
+) -> (
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let (r, w) = connect(proxy.addr()).await.into_split();
+    let mut r = BufReader::new(r);
+    let mut greeting = String::new();
+    r.read_line(&mut greeting).await.expect("greeting");
+    assert_eq!(greeting.as_bytes(), GREETING);
+    (r, w)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_nth_tagged_answer_is_refused_whole_and_literals_pass_intact() {
+    let proxy = Proxy::start(imap_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    proxy.set_refuse_every(Some(3));
+    let (mut r, mut w) = imap_client(&proxy).await;
+    let mut tagged = Vec::new();
+    for i in 1..=9 {
+        let tag = format!("a{i}");
+        let verb = if i % 2 == 0 {
+            "UID FETCH 1 (BODY[])"
+        } else {
+            "NOOP"
+        };
+        w.write_all(format!("{tag} {verb}\r\n").as_bytes())
+            .await
+            .expect("command");
+        let answer = until_tagged(&mut r, &tag).await;
+        if i % 2 == 0 {
+            let body = String::from_utf8(fetch_response()).expect("text");
+            assert!(answer.starts_with(&body), "FETCH {i} arrived whole");
+        }
+        tagged.push(answer.lines().last().unwrap_or_default().to_string());
+    }
+    for (i, line) in tagged.iter().enumerate() {
+        let refused = (i + 1) % 3 == 0;
+        let expected = if refused {
+            format!(
+                "a{} NO [UNAVAILABLE] Injected by the mailferry test proxy",
+                i + 1
+            )
+        } else {
+            format!("a{} OK done", i + 1)
+        };
+        assert_eq!(line, &expected);
+    }
+    assert_eq!(proxy.refusals(), 3);
+    let by_command: Vec<(String, u64)> = proxy.refusals_by_command().into_iter().collect();
+    assert_eq!(
+        by_command,
+        [("NOOP".to_string(), 2), ("UID FETCH".to_string(), 1)],
+        "refusals are named by the command they answered"
+    );
+    proxy.set_refuse_every(None);
+    w.write_all(b"b1 NOOP\r\n").await.expect("command");
+    assert_eq!(until_tagged(&mut r, "b1").await, "b1 OK done\r\n");
+    assert_eq!((proxy.refusals(), proxy.cuts()), (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bye_is_sent_after_the_response_in_flight_and_then_the_connection_closes() {
+    let proxy = Proxy::start(imap_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let command = b"a1 UID FETCH 1 (BODY[])\r\n";
+    // The offset falls inside the FETCH literal: the response ends first, then the BYE.
+    let offset = GREETING.len() + command.len() + 1_000;
+    proxy.set_bye_after_bytes(Some(offset as u64));
+    let (mut r, mut w) = imap_client(&proxy).await;
+    w.write_all(command).await.expect("command");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut rest))
+        .await
+        .expect("closed within 10 s")
+        .expect("read");
+    let mut expected = fetch_response();
+    expected.extend_from_slice(b"* BYE Injected by the mailferry test proxy: shutting down\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        String::from_utf8_lossy(&expected),
+        "whole FETCH response, BYE, close; the tagged OK is never sent"
+    );
+    assert_eq!((proxy.byes(), proxy.cuts()), (1, 0));
+
+    // Idle at the offset (the client's command crossed it): BYE at once.
+    proxy.set_bye_after_bytes(Some((GREETING.len() + 3) as u64));
+    let (mut r, mut w) = imap_client(&proxy).await;
+    w.write_all(b"a1 NOOP\r\n").await.expect("command");
+    let answer = until_tagged(&mut r, "a1").await;
+    assert_eq!(
+        answer,
+        "* BYE Injected by the mailferry test proxy: shutting down\r\n"
+    );
+    assert_eq!(proxy.byes(), 2);
+}
+
+async fn nothing_arrives_for(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, wait: Duration) {
+    let mut line = String::new();
+    match tokio::time::timeout(wait, r.read_line(&mut line)).await {
+        Err(_) => {}
+        Ok(read) => panic!("got {read:?} {line:?} from a stalled connection"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_holds_server_bytes_without_closing_until_released() {
+    let proxy = Proxy::start(imap_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let (mut r, mut w) = imap_client(&proxy).await;
+    proxy.set_stalled(true);
+    w.write_all(b"a1 NOOP\r\n").await.expect("command");
+    nothing_arrives_for(&mut r, Duration::from_millis(400)).await;
+    proxy.set_stalled(false);
+    assert_eq!(until_tagged(&mut r, "a1").await, "a1 OK done\r\n");
+
+    // Stalling the open connections leaves new ones alone.
+    proxy.stall_open_connections();
+    w.write_all(b"a2 NOOP\r\n").await.expect("command");
+    nothing_arrives_for(&mut r, Duration::from_millis(400)).await;
+    let (mut r2, mut w2) = imap_client(&proxy).await;
+    w2.write_all(b"b1 NOOP\r\n").await.expect("command");
+    assert_eq!(until_tagged(&mut r2, "b1").await, "b1 OK done\r\n");
+    nothing_arrives_for(&mut r, Duration::from_millis(100)).await;
+    assert_eq!((proxy.connections(), proxy.cuts()), (2, 0));
+}
+
+/// The bytes each of `n` connections receives from a 100 KB talker through a proxy.
+async fn received_lengths(faults: RandomFaults, n: usize) -> Vec<usize> {
+    let data = payload(100_000, 13);
+    let talker = server(move |mut stream| {
+        let sent = data.clone();
+        async move {
+            let _ = stream.write_all(&sent).await;
+            let _ = stream.shutdown().await;
+        }
+    })
+    .await;
+    let proxy = Proxy::start(talker, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    proxy.set_random_faults(Some(faults));
+    let mut lengths = Vec::new();
+    for _ in 0..n {
+        lengths.push(read_all(&mut connect(proxy.addr()).await).await.len());
+    }
+    assert_eq!(proxy.cuts(), n as u64);
+    lengths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_cut_offsets_stay_in_range_and_replay_from_the_seed() {
+    let faults = RandomFaults {
+        seed: 7,
+        min_bytes: 1_000,
+        max_bytes: 50_000,
+        bye_one_in: 0,
+    };
+    let first = received_lengths(faults, 6).await;
+    assert!(
+        first.iter().all(|&l| (1_000..=50_000).contains(&l)),
+        "{first:?}"
+    );
+    assert_eq!(received_lengths(faults, 6).await, first, "same seed");
+    let other = RandomFaults { seed: 8, ..faults };
+    assert_ne!(received_lengths(other, 6).await, first, "another seed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuts_are_classified_by_where_they_fell() {
+    let proxy = Proxy::start(imap_server().await, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let greeting = GREETING.len() as u64;
+    // Inside the greeting: nothing outstanding.
+    proxy.set_cut_after_bytes(Some(5));
+    assert_eq!(read_all(&mut connect(proxy.addr()).await).await.len(), 5);
+    // Right after a complete command, before any answer.
+    let noop = b"a1 NOOP\r\n";
+    proxy.set_cut_after_bytes(Some(greeting + noop.len() as u64));
+    let (mut r, mut w) = imap_client(&proxy).await;
+    w.write_all(noop).await.expect("command");
+    assert_eq!(until_tagged(&mut r, "a1").await, "");
+    // Inside the body a FETCH returns.
+    let fetch = b"a1 UID FETCH 1 (BODY[])\r\n";
+    proxy.set_cut_after_bytes(Some(greeting + fetch.len() as u64 + 2_000));
+    let (mut r, mut w) = imap_client(&proxy).await;
+    w.write_all(fetch).await.expect("command");
+    assert!(!until_tagged(&mut r, "a1").await.contains("a1 OK"));
+    // Inside an APPEND literal.
+    let append = b"a1 APPEND INBOX {50000+}\r\n";
+    proxy.set_cut_after_bytes(Some(greeting + append.len() as u64 + 10_000));
+    let (mut r, mut w) = imap_client(&proxy).await;
+    w.write_all(append).await.expect("command");
+    let _ = w.write_all(&BODY_LINE.repeat(1_000)[..50_000]).await;
+    assert_eq!(until_tagged(&mut r, "a1").await, "");
+
+    assert_eq!(proxy.cuts(), 4);
+    assert_eq!(
+        proxy.cut_sites(),
+        CutSites {
+            server_literal: 1,
+            client_literal: 1,
+            awaiting_reply: 1,
+            idle: 1,
+        }
+    );
 }

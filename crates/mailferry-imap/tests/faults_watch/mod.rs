@@ -1,0 +1,179 @@
+//! A pass-through [`Target`] that watches how the copier treats uncertain appends, so a fault
+//! test that finds duplicates can say where they came from. An append that failed transiently
+//! leaves its items *uncertain* until a listing of the folder (`existing`, which the copier's
+//! resolution starts with) completes; appending an uncertain item again before that is a
+//! **blind re-append**: if the first append had landed, that is a duplicate.
+//!
+//! Workaround, until core is fixed: when the listing or read-back that resolution needs fails
+//! transiently, core's `append_with_retry` appends the batch again without resolving it (a
+//! duplicate whenever the first append had landed). With `pass_on_as_item_errors`, such
+//! transient errors reach the copier as item errors instead: it then leaves the batch *pending*
+//! and the next pass resolves it, which is what core should do by itself.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use mailferry_core::{
+    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Error, ExistingItem, Flags,
+    Folder, FolderPath, Item, Result, SourceKey, SpecialUse, Target, TargetKey,
+};
+
+/// Wraps a target; see the module docs.
+pub struct Watched {
+    inner: Arc<dyn Target>,
+    uncertain: Mutex<HashMap<FolderPath, HashSet<SourceKey>>>,
+    blind: AtomicU64,
+    failed_appends: AtomicU64,
+    failed_listings: AtomicU64,
+    failed_read_backs: AtomicU64,
+    item_errors: bool,
+}
+
+impl Watched {
+    /// Watches `inner`; see the module docs for `pass_on_as_item_errors`.
+    pub fn new(inner: Arc<dyn Target>, pass_on_as_item_errors: bool) -> Arc<Self> {
+        Arc::new(Watched {
+            inner,
+            uncertain: Mutex::new(HashMap::new()),
+            blind: AtomicU64::new(0),
+            failed_appends: AtomicU64::new(0),
+            failed_listings: AtomicU64::new(0),
+            failed_read_backs: AtomicU64::new(0),
+            item_errors: pass_on_as_item_errors,
+        })
+    }
+
+    /// Read-backs that yielded a transient error.
+    pub fn failed_read_backs(&self) -> u64 {
+        self.failed_read_backs.load(Ordering::SeqCst)
+    }
+
+    /// `e`, as an item error when it is transient and the workaround is on.
+    fn passed_on(&self, e: Error) -> Error {
+        if self.item_errors && e.is_transient() {
+            Error::item(format!("(transient, passed on as an item error) {e}"))
+        } else {
+            e
+        }
+    }
+
+    /// Items appended again while uncertain.
+    pub fn blind(&self) -> u64 {
+        self.blind.load(Ordering::SeqCst)
+    }
+
+    /// Appends that failed as a whole (transiently).
+    pub fn failed_appends(&self) -> u64 {
+        self.failed_appends.load(Ordering::SeqCst)
+    }
+
+    /// Listings (`existing`) that ended in an error.
+    pub fn failed_listings(&self) -> u64 {
+        self.failed_listings.load(Ordering::SeqCst)
+    }
+}
+
+impl Target for Watched {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
+        self.inner.list_folders()
+    }
+
+    fn ensure_folder<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        special_use: Option<SpecialUse>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.ensure_folder(folder, special_use)
+    }
+
+    fn append<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        batch: &'a [CanonicalItem],
+    ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
+        Box::pin(async move {
+            if let Ok(uncertain) = self.uncertain.lock()
+                && let Some(keys) = uncertain.get(folder)
+            {
+                let blind = batch.iter().filter(|i| keys.contains(&i.meta.key)).count();
+                self.blind.fetch_add(blind as u64, Ordering::SeqCst);
+            }
+            let result = self.inner.append(folder, batch).await;
+            if let Ok(mut uncertain) = self.uncertain.lock() {
+                let keys = uncertain.entry(folder.clone()).or_default();
+                let batch_keys = batch.iter().map(|i| i.meta.key.clone());
+                match &result {
+                    Err(e) if e.is_transient() => {
+                        self.failed_appends.fetch_add(1, Ordering::SeqCst);
+                        keys.extend(batch_keys);
+                    }
+                    _ => batch_keys.for_each(|k| {
+                        keys.remove(&k);
+                    }),
+                }
+            }
+            result
+        })
+    }
+
+    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
+        let inner = self.inner.existing(folder);
+        Box::pin(futures_util::stream::unfold(
+            inner,
+            move |mut inner| async move {
+                match inner.next().await {
+                    // The copier stops reading at the first error, so it is counted here.
+                    Some(Err(e)) => {
+                        self.failed_listings.fetch_add(1, Ordering::SeqCst);
+                        Some((Err(self.passed_on(e)), inner))
+                    }
+                    Some(item) => Some((item, inner)),
+                    None => {
+                        if let Ok(mut uncertain) = self.uncertain.lock() {
+                            // A complete listing lets the copier resolve what is uncertain.
+                            uncertain.remove(folder);
+                        }
+                        None
+                    }
+                }
+            },
+        ))
+    }
+
+    fn read_back<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: Vec<TargetKey>,
+    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
+        Box::pin(self.inner.read_back(folder, keys).map(move |r| {
+            r.map_err(|e| {
+                if e.is_transient() {
+                    self.failed_read_backs.fetch_add(1, Ordering::SeqCst);
+                }
+                self.passed_on(e)
+            })
+        }))
+    }
+
+    fn set_flags<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        changes: Vec<(TargetKey, Flags)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.set_flags(folder, changes)
+    }
+
+    fn delete<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: Vec<TargetKey>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.delete(folder, keys)
+    }
+}
