@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_imap::imap_proto::{Capability, MailboxDatum, Outcome, Response, ResponseCode, Status};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use mailferry_core::{Error, ErrorKind, Result};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_rustls::TlsConnector;
@@ -259,10 +260,18 @@ impl Conn {
 
     /// Reads the next response. End of stream is a transient error quoting the BYE, if any.
     pub(crate) async fn read(&mut self) -> Result<Resp> {
-        let r = self.session.read_response();
+        // imap-proto (inside async-imap) panics on some malformed responses (found by fuzzing:
+        // `a NO [TRYCREATE]\xc3\xa9`); a hostile server must cost this connection, not the run.
+        let r = std::panic::AssertUnwindSafe(self.session.read_response()).catch_unwind();
         let next = tokio::time::timeout(self.timeout, r)
             .await
             .map_err(|_| self.stuck("answering"))?
+            .map_err(|_| {
+                Error::transient(format!(
+                    "{}: the server sent a response the IMAP parser cannot handle",
+                    self.label
+                ))
+            })?
             .map_err(|e| io_error(&self.label, "reading a response", e))?;
         match next {
             Some(resp) => {

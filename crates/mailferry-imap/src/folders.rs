@@ -21,7 +21,7 @@ use crate::proto::quote;
 
 /// How this server spells folder names.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Naming {
+pub struct Naming {
     /// Hierarchy delimiter (`None`: a flat server).
     pub delimiter: Option<char>,
     /// The personal namespace prefix (`""` on Dovecot, `"INBOX."` on Courier and old Cyrus).
@@ -32,7 +32,7 @@ pub(crate) struct Naming {
 
 impl Naming {
     /// The server name of a folder.
-    pub(crate) fn encode(&self, path: &FolderPath) -> Result<String> {
+    pub fn encode(&self, path: &FolderPath) -> Result<String> {
         if path.is_inbox() {
             return Ok("INBOX".into());
         }
@@ -77,7 +77,7 @@ impl Naming {
     }
 
     /// Whether a listed name belongs to the personal namespace.
-    fn is_personal(&self, raw: &str) -> bool {
+    pub fn is_personal(&self, raw: &str) -> bool {
         if raw.eq_ignore_ascii_case("INBOX") {
             return true;
         }
@@ -90,12 +90,17 @@ impl Naming {
 
 fn is_inbox_child(raw: &str, naming: &Naming) -> bool {
     naming.delimiter.is_some_and(|d| {
-        raw.len() > 6 && raw[..5].eq_ignore_ascii_case("INBOX") && raw[5..].starts_with(d)
+        // `get`, not slicing: a hostile name may put a multi-byte character across byte 5.
+        raw.len() > 6
+            && raw
+                .get(..5)
+                .is_some_and(|p| p.eq_ignore_ascii_case("INBOX"))
+            && raw[5..].starts_with(d)
     })
 }
 
 /// A listed server name as a path: prefix stripped, split, each segment decoded.
-pub(crate) fn decode_name(raw: &str, delimiter: Option<&str>, prefix: &str) -> FolderPath {
+pub fn decode_name(raw: &str, delimiter: Option<&str>, prefix: &str) -> FolderPath {
     if raw.eq_ignore_ascii_case("INBOX") {
         return FolderPath::inbox();
     }
@@ -115,7 +120,7 @@ pub(crate) fn decode_name(raw: &str, delimiter: Option<&str>, prefix: &str) -> F
 }
 
 /// The special-use role among LIST attributes.
-pub(crate) fn special_use(attrs: &[NameAttribute<'_>]) -> Option<SpecialUse> {
+pub fn special_use(attrs: &[NameAttribute<'_>]) -> Option<SpecialUse> {
     attrs.iter().find_map(|a| match a {
         NameAttribute::All => Some(SpecialUse::All),
         NameAttribute::Archive => Some(SpecialUse::Archive),

@@ -55,6 +55,16 @@ use mailferry_core::{Capabilities, Folder, FolderPath, Result};
 
 pub use config::{Auth, Compression, ImapConfig, Secret, Security, TokenProvider};
 
+/// The pure parsers behind the client, for the fuzz targets under `fuzz/`. Not a stable API:
+/// names change with the modules they come from.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::folders::{Naming, decode_name, special_use};
+    pub use crate::proto::{
+        Answer, Code, Namespaces, Tagged, expand_uid_set, parse_namespace, uid_set,
+    };
+}
+
 use conn::ServerInfo;
 use folders::Naming;
 use pool::Pool;

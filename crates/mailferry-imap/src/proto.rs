@@ -25,7 +25,7 @@ pub(crate) fn quote(s: &str) -> Result<String> {
 }
 
 /// A compact UID set (`1:3,7,9:10`) for sorted or unsorted UIDs, duplicates removed.
-pub(crate) fn uid_set(uids: &[u32]) -> String {
+pub fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -53,8 +53,21 @@ pub(crate) fn uid_set(uids: &[u32]) -> String {
 
 /// Expands an APPENDUID/COPYUID uid set into one UID per message, in order. A range means every
 /// value between its ends "regardless of order" (RFC 4315), listed ascending.
-pub(crate) fn expand_uid_set(set: &[UidSetMember]) -> Vec<u32> {
-    let mut out = Vec::new();
+pub fn expand_uid_set(set: &[UidSetMember]) -> Vec<u32> {
+    // A server's set is expanded only up to a sane size: `1:4294967295` would otherwise ask for
+    // 16 GiB. An over-long set yields nothing, which callers treat as "no usable APPENDUID"
+    // (its length cannot match the batch).
+    let total: u64 = set
+        .iter()
+        .map(|m| match m {
+            UidSetMember::Uid(_) => 1,
+            UidSetMember::UidRange(r) => u64::from(r.start().abs_diff(*r.end())) + 1,
+        })
+        .sum();
+    if total > MAX_EXPANDED_UIDS {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(total as usize);
     for member in set {
         match member {
             UidSetMember::Uid(u) => out.push(*u),
@@ -66,6 +79,9 @@ pub(crate) fn expand_uid_set(set: &[UidSetMember]) -> Vec<u32> {
     }
     out
 }
+
+/// The most UIDs an APPENDUID set may expand to (far above any batch).
+const MAX_EXPANDED_UIDS: u64 = 1 << 20;
 
 /// Whether `s` is an IMAP atom (what a keyword must be).
 pub(crate) fn is_atom(s: &str) -> bool {
@@ -90,7 +106,7 @@ pub(crate) fn flag_list(flags: &Flags) -> Result<String> {
 
 /// The end of a command: the tagged status line, reduced to what we act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Tagged {
+pub struct Tagged {
     /// OK, NO or BAD.
     pub status: Answer,
     /// A response code we act on.
@@ -101,7 +117,7 @@ pub(crate) struct Tagged {
 
 /// The status of a tagged answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Answer {
+pub enum Answer {
     /// OK
     Ok,
     /// NO
@@ -112,7 +128,7 @@ pub(crate) enum Answer {
 
 /// Response codes that change what we do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Code {
+pub enum Code {
     /// No code, or one we do not act on.
     None,
     /// `[APPENDUID validity uids]`: the stored messages' UIDs, one per message.
@@ -130,11 +146,7 @@ pub(crate) enum Code {
 
 impl Tagged {
     /// From a parsed `Done` response.
-    pub(crate) fn new(
-        status: Status,
-        code: Option<&ResponseCode<'_>>,
-        information: Option<&str>,
-    ) -> Self {
+    pub fn new(status: Status, code: Option<&ResponseCode<'_>>, information: Option<&str>) -> Self {
         let text = information.unwrap_or("").to_string();
         let code = match code {
             Some(ResponseCode::AppendUid(validity, set)) => Code::AppendUid {
@@ -154,18 +166,18 @@ impl Tagged {
     }
 
     /// Whether the command succeeded.
-    pub(crate) fn is_ok(&self) -> bool {
+    pub fn is_ok(&self) -> bool {
         self.status == Answer::Ok
     }
 
     /// Whether the server said the thing already exists (CREATE).
-    pub(crate) fn already_exists(&self) -> bool {
+    pub fn already_exists(&self) -> bool {
         self.code == Code::Other("ALREADYEXISTS".into())
             || self.text.to_ascii_lowercase().contains("already exists")
     }
 
     /// Whether the server said the folder does not exist (SELECT, EXAMINE, STATUS).
-    pub(crate) fn nonexistent(&self) -> bool {
+    pub fn nonexistent(&self) -> bool {
         let lower = self.text.to_ascii_lowercase();
         self.code == Code::Other("NONEXISTENT".into())
             || self.code == Code::TryCreate
@@ -178,7 +190,7 @@ impl Tagged {
     /// is an item error; a protocol error (BAD) or a full quota is fatal. `[LIMIT]` is transient
     /// (a per-session limit) except on an APPEND, where Dovecot uses it for "message too large",
     /// which no retry can fix.
-    pub(crate) fn kind(&self, item_level: bool) -> ErrorKind {
+    pub fn kind(&self, item_level: bool) -> ErrorKind {
         if let Code::Other(code) = &self.code {
             match code.as_str() {
                 "UNAVAILABLE" | "THROTTLED" | "INUSE" | "SERVERBUG" | "EXPUNGEISSUED" => {
@@ -199,7 +211,7 @@ impl Tagged {
     }
 
     /// `NO [CODE] text` as a human-readable string.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let status = match self.status {
             Answer::Ok => "OK",
             Answer::No => "NO",
@@ -219,7 +231,7 @@ fn unknown_code(text: &str) -> Option<String> {
 
 /// The personal namespace and the prefixes of the others (RFC 2342).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Namespaces {
+pub struct Namespaces {
     /// The first personal namespace: prefix and delimiter.
     pub personal: Option<(String, Option<char>)>,
     /// Non-empty prefixes of the other users' and shared namespaces, left out of listings.
@@ -233,7 +245,18 @@ enum Sexp {
     Nil,
 }
 
+/// How deep NAMESPACE's nested lists may go: real answers nest three levels; a hostile server
+/// could otherwise overflow the stack with `((((…`.
+const MAX_SEXP_DEPTH: usize = 8;
+
 fn sexp(input: &[u8], pos: &mut usize) -> Option<Sexp> {
+    sexp_at(input, pos, 0)
+}
+
+fn sexp_at(input: &[u8], pos: &mut usize, depth: usize) -> Option<Sexp> {
+    if depth > MAX_SEXP_DEPTH {
+        return None;
+    }
     while input.get(*pos) == Some(&b' ') {
         *pos += 1;
     }
@@ -249,7 +272,7 @@ fn sexp(input: &[u8], pos: &mut usize) -> Option<Sexp> {
                     *pos += 1;
                     return Some(Sexp::List(items));
                 }
-                items.push(sexp(input, pos)?);
+                items.push(sexp_at(input, pos, depth + 1)?);
             }
         }
         b'"' => {
@@ -313,7 +336,7 @@ fn namespace_group(group: &Sexp) -> Vec<(String, Option<char>)> {
 }
 
 /// Parses the untagged `* NAMESPACE ...` line (with or without its CRLF).
-pub(crate) fn parse_namespace(line: &[u8]) -> Option<Namespaces> {
+pub fn parse_namespace(line: &[u8]) -> Option<Namespaces> {
     let rest = line.strip_prefix(b"* ")?;
     if rest.len() < 10 || !rest[..10].eq_ignore_ascii_case(b"NAMESPACE ") {
         return None;
@@ -486,5 +509,22 @@ mod tests {
             crate::folders::special_use(&list.name_attributes),
             Some(mailferry_core::SpecialUse::Sent)
         );
+    }
+
+    #[test]
+    fn hostile_answers_found_by_fuzzing_are_refused_not_fatal() {
+        // Found by fuzz/imap_responses: a 16 GiB allocation, then a stack overflow.
+        let t = tagged(b"a OK [APPENDUID 1 1:4294967295] x\r\n");
+        assert_eq!(
+            t.code,
+            Code::AppendUid {
+                validity: 1,
+                uids: Vec::new()
+            }
+        );
+        let mut deep = b"(".repeat(200_000);
+        deep.extend_from_slice(b"\r\n");
+        let mut pos = 0;
+        assert!(sexp(&deep, &mut pos).is_none());
     }
 }
