@@ -2,7 +2,7 @@
 //! whenever the next item is not ready so partial batches never hold the budget hostage), and
 //! writers (dedupe, record pending, append with retry, record outcome).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -15,7 +15,7 @@ use super::index::{Match, TargetIndex, Uncertain};
 use super::{Budget, BudgetPermit, FolderJob, Inner};
 use crate::backend::{AppendOutcome, Checkpoint};
 use crate::error::{Error, ErrorKind, Result};
-use crate::item::{CanonicalItem, ItemMeta, TargetKey};
+use crate::item::{CanonicalItem, ItemMeta, SourceKey, TargetKey};
 use crate::progress::Progress;
 use crate::report::{Counts, FolderReport, ItemIssue};
 use crate::state::{FolderScope, ItemRecord, ItemStatus};
@@ -41,6 +41,8 @@ struct FolderRun {
     report: Mutex<FolderReport>,
     /// Present on first contact (dedupe) or after a crash (resolution).
     index: tokio::sync::Mutex<Option<TargetIndex>>,
+    /// Appends hold it shared until recorded; resolutions hold it exclusively.
+    append_gate: tokio::sync::RwLock<()>,
 }
 
 impl FolderRun {
@@ -99,6 +101,7 @@ impl Inner {
                 ..FolderReport::default()
             }),
             index: tokio::sync::Mutex::new(None),
+            append_gate: tokio::sync::RwLock::new(()),
             job,
         };
         let outcome = self.copy_folder_inner(&run, &budget).await;
@@ -476,18 +479,21 @@ impl Inner {
                 }
             }
         }
-        let mut records: Vec<ItemRecord> = to_write
+        // One record per item to write, in the same order; after the append each becomes the
+        // item's done or failed record, so its key and fingerprint are built once per item.
+        let mut pending: Vec<ItemRecord> = to_write
             .iter()
             .map(|i| record(i, ItemStatus::Pending, None))
             .collect();
-        records.append(&mut done);
-        self.state.record(&run.scope, &records).await?;
-        records.clear();
+        pending.append(&mut done);
+        self.state.record(&run.scope, &pending).await?;
+        pending.truncate(to_write.len());
 
         let mut resolved = Vec::new();
-        let outcomes = self
-            .append_with_retry(run, &mut to_write, &mut resolved)
+        let (outcomes, gate) = self
+            .append_with_retry(run, &mut to_write, &mut pending, &mut resolved)
             .await;
+        let mut records = Vec::with_capacity(resolved.len() + to_write.len());
         // Items that reached the target before a transient error count as copied.
         delta.copied += resolved.len() as u64;
         delta.bytes += resolved.iter().map(|r| r.size).sum::<u64>();
@@ -497,13 +503,15 @@ impl Inner {
         let mut normalisation = crate::normalise::Normalisation::default();
         match outcomes {
             Ok(outcomes) => {
-                for (item, outcome) in to_write.iter().zip(outcomes) {
+                for ((item, outcome), mut r) in to_write.iter().zip(outcomes).zip(pending) {
                     match outcome {
                         Ok(target_key) => {
                             delta.copied += 1;
                             delta.bytes += item.size();
                             normalisation.add(item.normalisation);
-                            records.push(record(item, ItemStatus::Done, Some(target_key)));
+                            r.status = ItemStatus::Done;
+                            r.target_key = Some(target_key);
+                            records.push(r);
                         }
                         Err(e) => {
                             if e.is_fatal() {
@@ -513,7 +521,7 @@ impl Inner {
                                 continue;
                             }
                             delta.failed += 1;
-                            let mut r = record(item, ItemStatus::Failed, None);
+                            r.status = ItemStatus::Failed;
                             r.reason = Some(e.to_string());
                             records.push(r);
                             issues.push(issue(&item.meta.key, &e));
@@ -531,6 +539,8 @@ impl Inner {
             }
         }
         self.state.record(&run.scope, &records).await?;
+        // Only now may a resolution see these target keys: they are accounted for.
+        drop(gate);
         if let Ok(mut r) = run.report.lock() {
             r.normalisation.add(normalisation);
         }
@@ -542,21 +552,34 @@ impl Inner {
     }
 
     /// Appends, retrying transient failures with backoff. Before each retry the items that did
-    /// reach the target despite the error are found (by checksum) and taken out of `items`;
-    /// their done records go to `resolved`.
-    async fn append_with_retry(
+    /// reach the target despite the error are found (by checksum) and taken out of `items` and
+    /// of `pending` (their records, in the same order); those records, now done, go to
+    /// `resolved`. An append is never repeated blindly: when what landed cannot be found out
+    /// (the resolution itself keeps failing), the error is returned and the items stay pending
+    /// for the next run to resolve.
+    ///
+    /// Appends hold the folder's gate shared until their outcome is recorded (the returned
+    /// guard); a resolution takes it exclusively, so it never sees another writer's freshly
+    /// appended item as unaccounted for and claims it (which would lose a byte-identical
+    /// duplicate).
+    async fn append_with_retry<'r>(
         &self,
-        run: &FolderRun,
+        run: &'r FolderRun,
         items: &mut Vec<CanonicalItem>,
+        pending: &mut Vec<ItemRecord>,
         resolved: &mut Vec<ItemRecord>,
-    ) -> Result<Vec<AppendOutcome>> {
+    ) -> (
+        Result<Vec<AppendOutcome>>,
+        Option<tokio::sync::RwLockReadGuard<'r, ()>>,
+    ) {
         let mut attempt = 0;
         loop {
             if items.is_empty() {
-                return Ok(Vec::new());
+                return (Ok(Vec::new()), None);
             }
+            let gate = run.append_gate.read().await;
             let err = match self.target.append(&run.job.target, items).await {
-                Ok(outcomes) if outcomes.len() == items.len() => return Ok(outcomes),
+                Ok(outcomes) if outcomes.len() == items.len() => return (Ok(outcomes), Some(gate)),
                 Ok(outcomes) => Error::fatal(format!(
                     "the target answered {} outcomes for a batch of {}",
                     outcomes.len(),
@@ -564,13 +587,52 @@ impl Inner {
                 )),
                 Err(e) => e,
             };
+            drop(gate);
             attempt += 1;
             if !err.is_transient() || attempt >= self.options.retries {
-                return Err(err);
+                return (Err(err), None);
             }
             let delay = self.options.backoff * 2u32.saturating_pow(attempt - 1);
             tracing::warn!(folder = %run.job.target, attempt, error = %err, "append failed, retrying in {delay:?}");
             tokio::time::sleep(delay).await;
+            let found = match self.find_landed(run, items).await {
+                Ok(found) => found,
+                Err(e) => return (Err(e), None),
+            };
+            let mut i = 0;
+            while i < items.len() {
+                let Some(target_key) = found.get(&items[i].meta.key) else {
+                    i += 1;
+                    continue;
+                };
+                items.remove(i);
+                let mut r = pending.remove(i);
+                r.status = ItemStatus::Done;
+                r.target_key = Some(target_key.clone());
+                resolved.push(r);
+            }
+        }
+    }
+
+    /// Which of `items` are in the target after an append failed: lists the target folder
+    /// (leaving out what the state accounts for) and compares checksums of same-sized
+    /// candidates. Retried with backoff on transient errors; holds the folder's gate.
+    async fn find_landed(
+        &self,
+        run: &FolderRun,
+        items: &[CanonicalItem],
+    ) -> Result<HashMap<SourceKey, TargetKey>> {
+        let _exclusive = run.append_gate.write().await;
+        let uncertain: Vec<Uncertain> = items
+            .iter()
+            .map(|i| Uncertain {
+                key: i.meta.key.clone(),
+                checksum: i.checksum,
+                size: i.size(),
+            })
+            .collect();
+        let mut attempt = 0;
+        loop {
             let accounted: HashSet<TargetKey> = self
                 .state
                 .records(&run.scope, Some(ItemStatus::Done))
@@ -578,35 +640,24 @@ impl Inner {
                 .into_iter()
                 .filter_map(|r| r.target_key)
                 .collect();
-            let mut index =
-                match TargetIndex::build(&*self.target, &run.job.target, &accounted).await {
-                    Ok(index) => index,
-                    Err(e) if e.is_transient() => continue,
-                    Err(e) => return Err(e),
-                };
-            let uncertain: Vec<Uncertain> = items
-                .iter()
-                .map(|i| Uncertain {
-                    key: i.meta.key.clone(),
-                    checksum: i.checksum,
-                    size: i.size(),
-                })
-                .collect();
-            let found = match index
-                .resolve(&*self.target, &run.job.target, &uncertain)
-                .await
-            {
-                Ok(found) => found,
-                Err(e) if e.is_transient() => continue,
-                Err(e) => return Err(e),
-            };
-            items.retain(|item| match found.get(&item.meta.key) {
-                Some(target_key) => {
-                    resolved.push(record(item, ItemStatus::Done, Some(target_key.clone())));
-                    false
+            let found = match TargetIndex::build(&*self.target, &run.job.target, &accounted).await {
+                Ok(mut index) => {
+                    index
+                        .resolve(&*self.target, &run.job.target, &uncertain)
+                        .await
                 }
-                None => true,
-            });
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(found) => return Ok(found),
+                Err(e) if e.is_transient() && attempt + 1 < self.options.retries => {
+                    attempt += 1;
+                    let delay = self.options.backoff * 2u32.saturating_pow(attempt - 1);
+                    tracing::warn!(folder = %run.job.target, attempt, error = %e, "finding what an interrupted append stored failed, retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -54,6 +54,9 @@ struct Wrapped {
     fail_after_store: Arc<AtomicBool>,
     /// Fail every append fatally after storing (a crash after the target committed).
     crash_after_store: Arc<AtomicBool>,
+    /// Store only the first half of the next batch, then fail it transiently (a connection cut
+    /// in the middle of a MULTIAPPEND-less batch).
+    store_half_then_fail: Arc<AtomicBool>,
 }
 
 impl Source for Wrapped {
@@ -111,6 +114,12 @@ impl Target for Wrapped {
         Box::pin(async move {
             // Let the producer run ahead so the budget is actually exercised.
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            if batch.len() > 1 && self.store_half_then_fail.swap(false, Ordering::SeqCst) {
+                self.store.append(folder, &batch[..batch.len() / 2]).await?;
+                return Err(Error::transient(
+                    "connection reset in the middle of a batch",
+                ));
+            }
             let out = self.store.append(folder, batch).await?;
             let raw: u64 = batch.iter().map(|i| i.meta.size).sum();
             self.in_flight.fetch_sub(raw, Ordering::SeqCst);
@@ -533,4 +542,223 @@ async fn a_renumbered_source_folder_is_matched_by_checksum_not_copied_again() {
         report.totals
     );
     assert_eq!(checksums(&target), checksums(&source));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_halfway_records_every_item_done_with_its_own_target_key() {
+    let source = source_with(40, 100);
+    let target = Wrapped::default();
+    target.store_half_then_fail.store(true, Ordering::SeqCst);
+    let state = Arc::new(MemoryState::new());
+    let options = CopyOptions {
+        backoff: std::time::Duration::from_millis(1),
+        ..CopyOptions::default()
+    };
+    let report = run(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        state.clone(),
+        options,
+    )
+    .await
+    .expect("run");
+    assert_eq!((report.totals.copied, report.totals.failed), (40, 0));
+    assert_eq!(checksums(&target.store), checksums(&source));
+    // The half found in the target after the cut and the half appended on retry are both
+    // recorded done, each with the key of its own copy and its own checksum and fingerprint.
+    let scope = FolderScope {
+        migration: "default".into(),
+        folder: FolderPath::inbox(),
+        validity: Source::list_folders(&source).await.expect("folders")[0]
+            .status
+            .validity,
+    };
+    let records = state.records(&scope, None).await.expect("records");
+    assert_eq!(records.len(), 40);
+    let stored = target.store.messages(&FolderPath::inbox());
+    let mut keys = std::collections::HashSet::new();
+    for r in &records {
+        assert_eq!(r.status, ItemStatus::Done, "{r:?}");
+        let key = r.target_key.as_ref().expect("a target key");
+        assert!(keys.insert(key.clone()), "target key {key} recorded twice");
+        let uid: u64 = key.0.parse().expect("a memory store uid");
+        let body = &stored[&uid].body;
+        assert_eq!(r.checksum, Some(Checksum::of(body)), "{r:?}");
+        let facts = crate::headers::HeaderFacts::parse(body).expect("headers");
+        assert_eq!(r.fingerprint, facts.fingerprint());
+    }
+}
+
+/// A target whose appends and listings misbehave on cue, by call number.
+struct Scripted {
+    inner: MemoryStore,
+    appends: std::sync::Mutex<u32>,
+    listings: std::sync::Mutex<u32>,
+    /// Append number that stores its batch, then reports a transient error.
+    lost_ok_on_append: u32,
+    /// Listing number that fails transiently.
+    failing_listing: u32,
+    /// Source key whose first append is cut before anything is sent.
+    cut_first_append_of: Option<&'static str>,
+    /// Source key whose acknowledgement is slow (another writer runs meanwhile).
+    slow_ack_of: Option<&'static str>,
+    cut_done: AtomicBool,
+}
+
+impl Scripted {
+    fn new(inner: MemoryStore) -> Self {
+        Scripted {
+            inner,
+            appends: Default::default(),
+            listings: Default::default(),
+            lost_ok_on_append: 0,
+            failing_listing: 0,
+            cut_first_append_of: None,
+            slow_ack_of: None,
+            cut_done: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Target for Scripted {
+    fn capabilities(&self) -> Capabilities {
+        Target::capabilities(&self.inner)
+    }
+    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
+        Target::list_folders(&self.inner)
+    }
+    fn ensure_folder<'a>(
+        &'a self,
+        f: &'a FolderPath,
+        s: Option<crate::SpecialUse>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.ensure_folder(f, s)
+    }
+    fn append<'a>(
+        &'a self,
+        f: &'a FolderPath,
+        b: &'a [CanonicalItem],
+    ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
+        Box::pin(async move {
+            let key = b[0].meta.key.0.clone();
+            if self.cut_first_append_of == Some(key.as_str())
+                && !self.cut_done.swap(true, Ordering::SeqCst)
+            {
+                // Let the other writer's append land first.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                return Err(Error::transient("cut before anything was sent"));
+            }
+            let out = self.inner.append(f, b).await;
+            if self.slow_ack_of == Some(key.as_str()) {
+                tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            }
+            let n = {
+                let mut n = self.appends.lock().expect("lock");
+                *n += 1;
+                *n
+            };
+            if n == self.lost_ok_on_append {
+                return Err(Error::transient("stored, but the OK was lost"));
+            }
+            out
+        })
+    }
+    fn existing<'a>(&'a self, f: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
+        let n = {
+            let mut n = self.listings.lock().expect("lock");
+            *n += 1;
+            *n
+        };
+        if n == self.failing_listing {
+            return Box::pin(futures_util::stream::iter([Err(Error::transient(
+                "cut while listing",
+            ))]));
+        }
+        self.inner.existing(f)
+    }
+    fn read_back<'a>(
+        &'a self,
+        f: &'a FolderPath,
+        k: Vec<TargetKey>,
+    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
+        self.inner.read_back(f, k)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncertain_append_is_never_repeated_blindly_when_resolution_fails() {
+    let source = MemoryStore::new();
+    source.insert(
+        &FolderPath::inbox(),
+        Bytes::from_static(b"Message-ID: <a@b>\r\n\r\nonce\r\n"),
+        Flags::default(),
+        None,
+    );
+    let inner = MemoryStore::new();
+    // Listing 1 is first contact; listing 2, the resolution after the lost OK, fails.
+    let target = Scripted {
+        lost_ok_on_append: 1,
+        failing_listing: 2,
+        ..Scripted::new(inner.clone())
+    };
+    let options = CopyOptions {
+        backoff: std::time::Duration::from_millis(5),
+        ..CopyOptions::default()
+    };
+    let report = run(
+        Arc::new(source),
+        Arc::new(target),
+        Arc::new(MemoryState::new()),
+        options,
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        inner.messages(&FolderPath::inbox()).len(),
+        1,
+        "stored once: {:?}",
+        report.totals
+    );
+    assert_eq!(report.totals.copied, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_never_claim_each_others_duplicate() {
+    let source = MemoryStore::new();
+    for _ in 0..2 {
+        source.insert(
+            &FolderPath::inbox(),
+            Bytes::from_static(b"Message-ID: <a@b>\r\n\r\nsame\r\n"),
+            Flags::default(),
+            None,
+        );
+    }
+    let inner = MemoryStore::new();
+    // Writer A stores item 1 and acknowledges slowly; writer B's first append of item 2 is
+    // cut, and its resolution must not take A's copy for its own.
+    let target = Scripted {
+        cut_first_append_of: Some("2"),
+        slow_ack_of: Some("1"),
+        ..Scripted::new(inner.clone())
+    };
+    let options = CopyOptions {
+        batch_items: 1,
+        writers_per_folder: 2,
+        backoff: std::time::Duration::from_millis(20),
+        ..CopyOptions::default()
+    };
+    let report = run(
+        Arc::new(source),
+        Arc::new(target),
+        Arc::new(MemoryState::new()),
+        options,
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        inner.messages(&FolderPath::inbox()).len(),
+        2,
+        "both copies of the duplicate arrive: {:?}",
+        report.totals
+    );
 }
