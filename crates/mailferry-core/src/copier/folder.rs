@@ -215,21 +215,6 @@ impl Inner {
         if !wanted {
             return Ok(());
         }
-        let accounted: HashSet<TargetKey> = self
-            .state
-            .records(&run.scope, Some(ItemStatus::Done))
-            .await?
-            .into_iter()
-            .filter_map(|r| r.target_key)
-            .collect();
-        let mut index = TargetIndex::build(&*self.target, &run.job.target, &accounted).await?;
-        if !renumbered.is_empty() {
-            tracing::info!(
-                folder = %run.job.source.path,
-                "the source renumbered this folder; matching its items by checksum"
-            );
-            index.add_copied(renumbered);
-        }
         let uncertain: Vec<Uncertain> = pending
             .iter()
             .filter_map(|r| {
@@ -240,9 +225,14 @@ impl Inner {
                 })
             })
             .collect();
-        let found = index
-            .resolve(&*self.target, &run.job.target, &uncertain)
-            .await?;
+        let (found, mut index) = self.resolve_settled(run, &uncertain).await?;
+        if !renumbered.is_empty() {
+            tracing::info!(
+                folder = %run.job.source.path,
+                "the source renumbered this folder; matching its items by checksum"
+            );
+            index.add_copied(renumbered);
+        }
         let resolved: Vec<ItemRecord> = pending
             .into_iter()
             .filter_map(|mut r| {
@@ -633,23 +623,8 @@ impl Inner {
             .collect();
         let mut attempt = 0;
         loop {
-            let accounted: HashSet<TargetKey> = self
-                .state
-                .records(&run.scope, Some(ItemStatus::Done))
-                .await?
-                .into_iter()
-                .filter_map(|r| r.target_key)
-                .collect();
-            let found = match TargetIndex::build(&*self.target, &run.job.target, &accounted).await {
-                Ok(mut index) => {
-                    index
-                        .resolve(&*self.target, &run.job.target, &uncertain)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match found {
-                Ok(found) => return Ok(found),
+            match self.resolve_settled(run, &uncertain).await {
+                Ok((found, _)) => return Ok(found),
                 Err(e) if e.is_transient() && attempt + 1 < self.options.retries => {
                     attempt += 1;
                     let delay = self.options.backoff * 2u32.saturating_pow(attempt - 1);
@@ -658,6 +633,58 @@ impl Inner {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Finds which `uncertain` items are in the target. A server may still commit an append
+    /// whose connection is gone (an IMAP MULTIAPPEND sent with LITERAL+ before a kill or a cut),
+    /// so while some are missing, the target is listed again after a pause until its listing
+    /// stops changing: an item is declared absent only from a settled target. Returns the items
+    /// found and the last index (with those claimed).
+    async fn resolve_settled(
+        &self,
+        run: &FolderRun,
+        uncertain: &[Uncertain],
+    ) -> Result<(HashMap<SourceKey, TargetKey>, TargetIndex)> {
+        let accounted: HashSet<TargetKey> = self
+            .state
+            .records(&run.scope, Some(ItemStatus::Done))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.target_key)
+            .collect();
+        let mut found: HashMap<SourceKey, TargetKey> = HashMap::new();
+        let mut last_listed = None;
+        loop {
+            let mut taken = accounted.clone();
+            taken.extend(found.values().cloned());
+            let mut index = TargetIndex::build(&*self.target, &run.job.target, &taken).await?;
+            let listed = index.listed() + found.len();
+            let missing: Vec<&Uncertain> = uncertain
+                .iter()
+                .filter(|u| !found.contains_key(&u.key))
+                .collect();
+            if !missing.is_empty() {
+                let remaining: Vec<Uncertain> = missing
+                    .iter()
+                    .map(|u| Uncertain {
+                        key: u.key.clone(),
+                        checksum: u.checksum,
+                        size: u.size,
+                    })
+                    .collect();
+                found.extend(
+                    index
+                        .resolve(&*self.target, &run.job.target, &remaining)
+                        .await?,
+                );
+            }
+            let settled = last_listed == Some(listed);
+            if found.len() == uncertain.len() || settled || self.options.settle.is_zero() {
+                return Ok((found, index));
+            }
+            last_listed = Some(listed);
+            tokio::time::sleep(self.options.settle).await;
         }
     }
 }

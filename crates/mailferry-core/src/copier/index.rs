@@ -82,6 +82,11 @@ impl TargetIndex {
         self.by_size.is_empty()
     }
 
+    /// How many unaccounted target items were listed.
+    pub(crate) fn listed(&self) -> usize {
+        self.present.len()
+    }
+
     /// Claims an unclaimed target item holding `item`: one copied under an earlier validity
     /// with the same checksum, else one with the same fingerprint and size.
     pub(crate) fn claim_match(&mut self, item: &CanonicalItem) -> Option<Match> {

@@ -102,6 +102,9 @@ pub struct CopyOptions {
     pub retries: u32,
     /// First backoff delay, doubled per attempt (default 200 ms).
     pub backoff: Duration,
+    /// Pause between listings of a target while an uncertain append may still be committing
+    /// (default 1 s; zero trusts the first listing).
+    pub settle: Duration,
     /// List folders even when their status is unchanged since the last pass (default false).
     pub ignore_checkpoints: bool,
 }
@@ -123,6 +126,7 @@ impl Default for CopyOptions {
             dedupe_existing: true,
             retries: 5,
             backoff: Duration::from_millis(200),
+            settle: Duration::from_secs(1),
             ignore_checkpoints: false,
         }
     }
