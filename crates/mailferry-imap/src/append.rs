@@ -87,7 +87,7 @@ impl ImapStore {
                     item.size()
                 ))
                 .with_item(item.meta.key.clone())));
-            } else if item.body.contains(&0) {
+            } else if memchr::memchr(0, &item.body).is_some() {
                 // RFC 3501 literals are CHAR8 (no NUL) and servers rewrite them (Dovecot stores
                 // 0x80): sending it would change the message silently.
                 outcomes[i] = Some(Err(Error::item(format!(

@@ -71,7 +71,7 @@ fn take_bytes(buffer: &Bytes, data: &[u8]) -> Bytes {
     let inside = start
         .checked_add(data.len())
         .is_some_and(|end| end <= buffer.len());
-    if inside && data.len() >= 64 * 1024 && data.len() * 2 >= buffer.len() {
+    if inside && data.len() * 2 >= buffer.len() {
         buffer.slice_ref(data)
     } else {
         Bytes::copy_from_slice(data)

@@ -201,7 +201,7 @@ struct FetchRun<'a> {
 struct Flight<'a> {
     lease: Lease<'a>,
     tag: String,
-    pending: Vec<(u32, ItemMeta)>,
+    pending: std::collections::VecDeque<(u32, ItemMeta)>,
 }
 
 impl<'a> FetchRun<'a> {
@@ -238,7 +238,7 @@ impl<'a> FetchRun<'a> {
                 Ok(resp) => resp,
                 Err(e) => {
                     let pending = self.flight.take().map(|f| f.pending).unwrap_or_default();
-                    self.failed(e, pending).await;
+                    self.failed(e, pending.into()).await;
                     continue;
                 }
             };
@@ -247,8 +247,8 @@ impl<'a> FetchRun<'a> {
                     if let Some(f) = parse_fetch(&resp)
                         && let (Some(uid), Some((None, body))) = (f.uid, f.body)
                         && let Some(i) = flight.pending.iter().position(|(u, _)| *u == uid)
+                        && let Some((_, meta)) = flight.pending.remove(i)
                     {
-                        let (_, meta) = flight.pending.remove(i);
                         // Progress: a link that keeps dropping but keeps delivering goes on.
                         self.attempts = 0;
                         return Some(Ok(self.item(meta, body)));
@@ -262,7 +262,7 @@ impl<'a> FetchRun<'a> {
                 }
                 Err(e) => {
                     let pending = self.flight.take().map(|f| f.pending).unwrap_or_default();
-                    self.failed(e, pending).await;
+                    self.failed(e, pending.into()).await;
                 }
             }
         }
@@ -296,7 +296,7 @@ impl<'a> FetchRun<'a> {
                 self.flight = Some(Flight {
                     lease,
                     tag,
-                    pending: chunk,
+                    pending: chunk.into(),
                 });
                 Ok(())
             }
@@ -315,7 +315,7 @@ impl<'a> FetchRun<'a> {
                 self.folder,
                 answer.describe()
             ));
-            self.failed(e, pending).await;
+            self.failed(e, pending.into()).await;
             return;
         }
         self.attempts = 0;

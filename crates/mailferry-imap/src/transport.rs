@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use async_imap::DeflateStream;
 use mailferry_core::{Error, Result};
-use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -33,7 +33,7 @@ pub(crate) enum Transport {
     /// Plain TCP.
     Plain(Box<BufWriter<TcpStream>>),
     /// TLS over TCP.
-    Tls(Box<BufWriter<TlsStream<TcpStream>>>),
+    Tls(Box<BufWriter<TlsStream<BufReader<TcpStream>>>>),
     /// DEFLATE over one of the others.
     Deflate(Box<BufWriter<DeflateStream<Transport>>>),
 }
@@ -130,7 +130,7 @@ pub(crate) async fn tls(
     config: &ImapConfig,
     tls: &TlsConnector,
     tcp: TcpStream,
-) -> Result<TlsStream<TcpStream>> {
+) -> Result<TlsStream<BufReader<TcpStream>>> {
     let label = config.label();
     let name = ServerName::try_from(config.host.clone()).map_err(|e| {
         Error::fatal(format!(
@@ -138,14 +138,17 @@ pub(crate) async fn tls(
             config.host
         ))
     })?;
-    let handshake = tokio::time::timeout(config.connect_timeout, tls.connect(name, tcp))
-        .await
-        .map_err(|_| {
-            Error::transient(format!(
-                "{label}: no TLS handshake within {:?}",
-                config.connect_timeout
-            ))
-        })?;
+    let handshake = tokio::time::timeout(
+        config.connect_timeout,
+        tls.connect(name, BufReader::with_capacity(64 * 1024, tcp)),
+    )
+    .await
+    .map_err(|_| {
+        Error::transient(format!(
+            "{label}: no TLS handshake within {:?}",
+            config.connect_timeout
+        ))
+    })?;
     handshake.map_err(|e| tls_error(config, e))
 }
 
