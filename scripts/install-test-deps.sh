@@ -4,6 +4,7 @@
 #   openssl        the per-instance test CA of mailferry-testkit's Dovecot launcher
 #   isync          mbsync, for the side-by-side comparison benches
 #   time           /usr/bin/time: CPU seconds and peak RSS of each tool in the comparison
+#   valgrind       callgrind, for the instruction-count regression gate (benches/icount)
 # Idempotent, and quick (no package manager call) when everything is present.
 # The tests run their own Dovecot instances (mailferry-testkit::dovecot); the system service is
 # neither needed nor left running: its start is denied during the install, and if it runs anyway
@@ -17,9 +18,10 @@ fi
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
 [[ -x /usr/bin/time ]] || missing+=(time)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "install-test-deps: dovecot-imapd, openssl, isync and time are present"
+    echo "install-test-deps: dovecot-imapd, openssl, isync, time and valgrind are present"
     exit 0
 fi
 
