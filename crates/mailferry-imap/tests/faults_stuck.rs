@@ -212,7 +212,8 @@ async fn stalled_sessions_are_abandoned_after_the_read_timeout_and_the_copy_comp
         after_stall >= READ_TIMEOUT,
         "finished {after_stall:?} after the stall: nothing waited for the timeout"
     );
-    assert!(new_connections >= 2, "both sides reconnected");
+    // The side still busy when the stall hit must reconnect; the other may already be done.
+    assert!(new_connections >= 1, "a stalled side reconnected");
     s.assert_target_complete().await;
 }
 
