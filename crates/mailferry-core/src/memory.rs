@@ -116,6 +116,14 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
+    /// One stored message (its bytes are shared, not copied).
+    fn message(&self, path: &FolderPath, uid: u64) -> Option<StoredMessage> {
+        self.lock()
+            .folders
+            .get(path)
+            .and_then(|f| f.messages.get(&uid).cloned())
+    }
+
     /// Every folder's path.
     pub fn folder_paths(&self) -> Vec<FolderPath> {
         self.lock().folders.keys().cloned().collect()
@@ -219,17 +227,18 @@ impl Source for MemoryStore {
         folder: &'a FolderPath,
         items: Vec<ItemMeta>,
     ) -> BoxStream<'a, Result<Item>> {
-        let messages = self.messages(folder);
+        // Looked up one at a time: cloning the folder's map per call made a folder's fetches
+        // quadratic in its size.
         let folder = folder.clone();
         Box::pin(stream::iter(items.into_iter().map(move |meta| {
             let uid = uid_of(&meta.key.0).map_err(|e| e.with_item(meta.key.clone()))?;
-            let stored = messages.get(&uid).ok_or_else(|| {
+            let stored = self.message(&folder, uid).ok_or_else(|| {
                 Error::item(format!("message {uid} vanished from {folder}"))
                     .with_item(meta.key.clone())
             })?;
             Ok(Item {
                 folder: folder.clone(),
-                body: stored.body.clone(),
+                body: stored.body,
                 meta,
             })
         })))
@@ -308,22 +317,21 @@ impl Target for MemoryStore {
         folder: &'a FolderPath,
         keys: Vec<TargetKey>,
     ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
-        let messages = self.messages(folder);
         let folder = folder.clone();
         Box::pin(stream::iter(keys.into_iter().map(move |key| {
             let uid = uid_of(&key.0)?;
-            let m = messages
-                .get(&uid)
+            let m = self
+                .message(&folder, uid)
                 .ok_or_else(|| Error::item(format!("no message {uid} in {folder}")))?;
             let item = Item {
                 folder: folder.clone(),
                 meta: ItemMeta {
                     key: SourceKey(key.0.clone()),
                     size: m.body.len() as u64,
-                    flags: m.flags.clone(),
+                    flags: m.flags,
                     internal_date: m.internal_date,
                 },
-                body: m.body.clone(),
+                body: m.body,
             };
             Ok((key, item))
         })))
