@@ -19,6 +19,10 @@
 //!   journal, or another program appended since); the data is left alone;
 //! - shorter than before the batch: someone else cut the file; the data is left alone.
 //!
+//! A journal without its closing newline (empty, or cut short) belongs to a writer that died
+//! while writing the journal itself, before the batch's first byte: it is removed and the file
+//! left alone.
+//!
 //! A gzip batch is compressed as it is written, so its length is not known beforehand; its
 //! journal has no planned length, and the batch's member is decoded instead: one that does not
 //! decode to its end is torn and cut back.
@@ -64,12 +68,29 @@ pub fn finish(path: &Path) -> io::Result<()> {
 /// A journal: the length before the batch, and the planned length when known.
 type Entry = (u64, Option<u64>);
 
-fn read(path: &Path) -> io::Result<Option<Entry>> {
-    let text = match fs::read_to_string(journal_path(path)) {
+/// What a journal on disk says.
+#[derive(Debug, PartialEq, Eq)]
+enum Journal {
+    /// A whole journal: a batch may have been torn.
+    Batch(Entry),
+    /// A journal cut short: its writer died before the batch's first byte.
+    Unfinished,
+}
+
+fn read(path: &Path) -> io::Result<Option<Journal>> {
+    let text = match fs::read(journal_path(path)) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    if !text.ends_with(b"\n")
+        && text
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-'))
+    {
+        return Ok(Some(Journal::Unfinished));
+    }
+    let text = String::from_utf8_lossy(&text);
     let mut parts = text.split_whitespace();
     let before = parts.next().and_then(|b| b.parse::<u64>().ok());
     let planned = match parts.next() {
@@ -79,7 +100,7 @@ fn read(path: &Path) -> io::Result<Option<Entry>> {
     };
     match (before, planned) {
         (Some(before), Some(planned)) if planned.is_none_or(|p| before <= p) => {
-            Ok(Some((before, planned)))
+            Ok(Some(Journal::Batch((before, planned))))
         }
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -121,8 +142,10 @@ pub fn recover(path: &Path, file: Option<&File>) -> io::Result<()> {
         }
     };
     // Read under the lock: a live writer in this process may have just finished.
-    let Some((before, planned)) = read(path)? else {
-        return Ok(());
+    let (before, planned) = match read(path)? {
+        None => return Ok(()),
+        Some(Journal::Unfinished) => return finish(path),
+        Some(Journal::Batch(entry)) => entry,
     };
     let len = file.metadata()?.len();
     let torn = match planned {
@@ -217,6 +240,19 @@ mod tests {
         begin(&path, first.len() as u64, None).expect("journal");
         recover(&path, None).expect("recover");
         assert_eq!(fs::read(&path).expect("read"), first, "a torn member goes");
+    }
+
+    #[test]
+    fn a_journal_cut_short_is_dropped_and_the_file_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("Inbox");
+        for journal in [&b""[..], b"1", b"10 4", b"10 -"] {
+            fs::write(&path, b"From x\n\nbody\n").expect("write");
+            fs::write(journal_path(&path), journal).expect("write");
+            recover(&path, None).expect("recover");
+            assert_eq!(fs::read(&path).expect("read"), b"From x\n\nbody\n");
+            assert!(!journal_path(&path).exists(), "the journal is gone");
+        }
     }
 
     #[test]
