@@ -289,43 +289,54 @@ async fn run_pair_inner(
     };
     let source_cred = tri!(credentials(&source_ep, &spec.source_secret, Side::Source));
     let target_cred = tri!(credentials(&target_ep, &spec.target_secret, Side::Target));
-    let source = tri!(open(&source_ep, &access(&spec.access, source_cred), false).await);
     // A dry run plans against a local target that does not exist yet as if it were empty.
     let missing_local_target = match &target_ep {
         Endpoint::Maildir { path, .. } | Endpoint::Mbox { path } => !path.exists(),
         Endpoint::Imap { .. } => false,
     };
-    let target = if spec.run.dry_run && missing_local_target {
-        let empty = Arc::new(mailferry::core::MemoryStore::new());
-        Store {
-            source: empty.clone(),
-            target: empty,
-        }
-    } else {
-        tri!(
-            open(
-                &target_ep,
-                &access(&spec.access, target_cred),
-                !spec.run.dry_run && mode != Mode::Verify
-            )
-            .await
-        )
-    };
-
-    let source_folders = tri!(
-        source
+    // An IMAP target is opened and listed at the same time as the source: on a no-change
+    // re-run the connection set-ups (TLS, login) and the two listings are most of the time
+    // spent. A local target is opened only once the source is known good, so that a failed
+    // source login leaves no empty target directory behind.
+    let open_source = async {
+        let source = open(&source_ep, &access(&spec.access, source_cred), false).await?;
+        let folders = source
             .source
             .list_folders()
             .await
-            .map_err(|e| Failure::connection(anyhow!("{source_ep}: listing folders: {e}")))
-    );
-    let target_folders = tri!(
-        target
+            .map_err(|e| Failure::connection(anyhow!("{source_ep}: listing folders: {e}")))?;
+        Ok::<_, Failure>((source, folders))
+    };
+    let open_target = async {
+        let target = if spec.run.dry_run && missing_local_target {
+            let empty = Arc::new(mailferry::core::MemoryStore::new());
+            Store {
+                source: empty.clone(),
+                target: empty,
+            }
+        } else {
+            open(
+                &target_ep,
+                &access(&spec.access, target_cred),
+                !spec.run.dry_run && mode != Mode::Verify,
+            )
+            .await?
+        };
+        let folders = target
             .target
             .list_folders()
             .await
-            .map_err(|e| Failure::connection(anyhow!("{target_ep}: listing folders: {e}")))
-    );
+            .map_err(|e| Failure::connection(anyhow!("{target_ep}: listing folders: {e}")))?;
+        Ok::<_, Failure>((target, folders))
+    };
+    let ((source, source_folders), (target, target_folders)) =
+        if matches!(target_ep, Endpoint::Imap { .. }) {
+            let (opened_source, opened_target) = tokio::join!(open_source, open_target);
+            (tri!(opened_source), tri!(opened_target))
+        } else {
+            let opened_source = tri!(open_source.await);
+            (opened_source, tri!(open_target.await))
+        };
     let mapping_rules = tri!(rules(
         &spec.run,
         target.target.capabilities().case_insensitive_folders

@@ -193,6 +193,16 @@ impl ImapStore {
         let mut lease = self.pool.get().await?;
         let (folders, names) = folders::list(lease.conn(), &self.info, &self.naming).await?;
         lease.release();
+        // A selectable folder the server listed exists: `ensure_folder` need not CREATE it
+        // again, which on a no-change re-run would cost a session and a round trip per folder.
+        if let Ok(mut created) = self.created.lock() {
+            created.extend(
+                folders
+                    .iter()
+                    .filter(|f| f.selectable)
+                    .filter_map(|f| names.get(&f.path).cloned()),
+            );
+        }
         if let Ok(mut known) = self.names.lock() {
             known.extend(names);
         }
