@@ -145,14 +145,27 @@ pub fn canonical_len(raw: &[u8]) -> u64 {
 /// The inverse of [`canonicalise`] on canonical input: `canonicalise(to_lf(x)) == x`.
 pub fn to_lf(canonical: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(canonical.len());
+    write_lf(canonical, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Writes canonical CRLF bytes to `out` with LF line endings, without building the LF copy
+/// first: a store writing through a buffered writer holds one buffer, not a second message.
+/// Writes the same bytes as [`to_lf`].
+pub fn write_lf<W: std::io::Write>(canonical: &[u8], out: &mut W) -> std::io::Result<()> {
     let mut pos = 0;
     for i in memchr::memmem::find_iter(canonical, b"\r\n") {
-        out.extend_from_slice(&canonical[pos..i]);
-        out.push(b'\n');
+        // Each line and its LF in one call: the line already ends just before the CR.
+        out.write_all(&canonical[pos..i])?;
+        out.write_all(b"\n")?;
         pos = i + 2;
     }
-    out.extend_from_slice(&canonical[pos..]);
-    out
+    out.write_all(&canonical[pos..])
+}
+
+/// The length of `canonical` with LF line endings (what [`to_lf`] returns), without a copy.
+pub fn lf_len(canonical: &[u8]) -> u64 {
+    (canonical.len() - memchr::memmem::find_iter(canonical, b"\r\n").count()) as u64
 }
 
 #[cfg(test)]
@@ -225,6 +238,11 @@ mod tests {
             prop_assert_eq!(strip_line_endings(&out), strip_line_endings(&data));
             prop_assert_eq!(out.len() as u64, data.len() as u64 + n.bare_lf + n.bare_cr);
             prop_assert_eq!(canonical_len(&data), out.len() as u64);
+            let lf = to_lf(&out);
+            prop_assert_eq!(lf_len(&out), lf.len() as u64);
+            let mut written = Vec::new();
+            write_lf(&out, &mut written).unwrap();
+            prop_assert_eq!(written, lf);
         }
 
         #[test]

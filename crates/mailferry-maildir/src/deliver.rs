@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use mailferry_core::normalise::to_lf;
+use mailferry_core::normalise::{lf_len, write_lf};
 use mailferry_core::{
     AppendOutcome, Error, ErrorKind, Flags, InternalDate, Result, SourceKey, TargetKey,
 };
@@ -196,6 +196,9 @@ pub fn deliver(
     Ok((outcomes, written))
 }
 
+/// The buffer a message is written through (a message smaller than this gets its own size).
+const WRITE_BUFFER: usize = 256 << 10;
+
 fn write_one(
     dir: &Path,
     cur: &Path,
@@ -204,17 +207,20 @@ fn write_one(
     policy: FsyncPolicy,
     separator: char,
 ) -> Result<(String, PathBuf)> {
-    let lf = to_lf(&item.body);
-    let unique = name::new_unique(lf.len() as u64, item.body.len() as u64);
+    let unique = name::new_unique(lf_len(&item.body), item.body.len() as u64);
     let tmp = dir.join("tmp").join(&unique);
     let path = cur.join(name::with_info(&unique, separator, info));
     let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(&lf)?;
+        // Converted to LF on the way through a bounded buffer, not into a copy of the message.
+        let mut out =
+            std::io::BufWriter::with_capacity(WRITE_BUFFER.min(item.body.len()).max(1), file);
+        write_lf(&item.body, &mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         if let Some(date) = item.date {
             file.set_modified(system_time(date))?;
         }
