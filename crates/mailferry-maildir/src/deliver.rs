@@ -12,7 +12,6 @@
 //! the same way.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
