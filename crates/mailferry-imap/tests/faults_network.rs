@@ -261,14 +261,11 @@ async fn migration_survives_cuts_byes_refusals_and_restarts_without_loss_or_dupl
             .await
             .expect("connect source"),
     );
-    let watch = faults_watch::Watched::new(
-        Arc::new(
-            ImapStore::connect(plaintext(&dst, dst_proxy.addr().port()))
-                .await
-                .expect("connect target"),
-        ),
-        true,
-    );
+    let watch = faults_watch::Watched::new(Arc::new(
+        ImapStore::connect(plaintext(&dst, dst_proxy.addr().port()))
+            .await
+            .expect("connect target"),
+    ));
     let target: Arc<dyn Target> = watch.clone();
 
     // Offsets from 0.5 to 160 KB on the source: a few logins die, most connections move a few
@@ -303,13 +300,10 @@ async fn migration_survives_cuts_byes_refusals_and_restarts_without_loss_or_dupl
     };
 
     // Small batches, as one would configure for a flaky link: a MULTIAPPEND is atomic, and a
-    // batch bigger than the link's typical life could never land.
-    // One writer per folder works around a core race (reported): with two, resolving an
-    // uncertain append can claim the copy of a byte-identical duplicate that the other writer
-    // has just appended but not yet recorded, and one of the two is lost.
+    // batch bigger than the link's typical life could never land. Two writers per folder (the
+    // default), so resolving one writer's uncertain append races the other's appends.
     let options = CopyOptions {
         batch_items: 16,
-        writers_per_folder: 1,
         backoff: Duration::from_millis(50),
         ..CopyOptions::default()
     };
@@ -452,6 +446,11 @@ async fn migration_survives_cuts_byes_refusals_and_restarts_without_loss_or_dupl
         outcome.examples
     );
     assert_eq!(from_target, from_source, "per-folder contents are equal");
+    assert_eq!(
+        watch.blind(),
+        0,
+        "items were appended again while uncertain, before a listing resolved them"
+    );
     assert!(
         *scuts >= 50 && *tcuts >= 50,
         "cuts: source {scuts}, target {tcuts}"

@@ -4,11 +4,9 @@
 //! resolution starts with) completes; appending an uncertain item again before that is a
 //! **blind re-append**: if the first append had landed, that is a duplicate.
 //!
-//! Workaround, until core is fixed: when the listing or read-back that resolution needs fails
-//! transiently, core's `append_with_retry` appends the batch again without resolving it (a
-//! duplicate whenever the first append had landed). With `pass_on_as_item_errors`, such
-//! transient errors reach the copier as item errors instead: it then leaves the batch *pending*
-//! and the next pass resolves it, which is what core should do by itself.
+//! The copier must never do that: after a failed append it lists the folder (under the
+//! folder's append gate) before anything is appended again, so the fault test asserts that
+//! [`Watched::blind`] stays 0.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,12 +26,11 @@ pub struct Watched {
     failed_appends: AtomicU64,
     failed_listings: AtomicU64,
     failed_read_backs: AtomicU64,
-    item_errors: bool,
 }
 
 impl Watched {
-    /// Watches `inner`; see the module docs for `pass_on_as_item_errors`.
-    pub fn new(inner: Arc<dyn Target>, pass_on_as_item_errors: bool) -> Arc<Self> {
+    /// Watches `inner`.
+    pub fn new(inner: Arc<dyn Target>) -> Arc<Self> {
         Arc::new(Watched {
             inner,
             uncertain: Mutex::new(HashMap::new()),
@@ -41,22 +38,12 @@ impl Watched {
             failed_appends: AtomicU64::new(0),
             failed_listings: AtomicU64::new(0),
             failed_read_backs: AtomicU64::new(0),
-            item_errors: pass_on_as_item_errors,
         })
     }
 
     /// Read-backs that yielded a transient error.
     pub fn failed_read_backs(&self) -> u64 {
         self.failed_read_backs.load(Ordering::SeqCst)
-    }
-
-    /// `e`, as an item error when it is transient and the workaround is on.
-    fn passed_on(&self, e: Error) -> Error {
-        if self.item_errors && e.is_transient() {
-            Error::item(format!("(transient, passed on as an item error) {e}"))
-        } else {
-            e
-        }
     }
 
     /// Items appended again while uncertain.
@@ -131,7 +118,7 @@ impl Target for Watched {
                     // The copier stops reading at the first error, so it is counted here.
                     Some(Err(e)) => {
                         self.failed_listings.fetch_add(1, Ordering::SeqCst);
-                        Some((Err(self.passed_on(e)), inner))
+                        Some((Err(e), inner))
                     }
                     Some(item) => Some((item, inner)),
                     None => {
@@ -152,11 +139,10 @@ impl Target for Watched {
         keys: Vec<TargetKey>,
     ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
         Box::pin(self.inner.read_back(folder, keys).map(move |r| {
-            r.map_err(|e| {
+            r.inspect_err(|e| {
                 if e.is_transient() {
                     self.failed_read_backs.fetch_add(1, Ordering::SeqCst);
                 }
-                self.passed_on(e)
             })
         }))
     }
