@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use mailferry_core::{
-    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Error, ExistingItem, Flags,
-    Folder, FolderPath, Item, Result, SourceKey, SpecialUse, Target, TargetKey,
+    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, ExistingItem, Flags, Folder,
+    FolderPath, Item, Result, SourceKey, SpecialUse, Target, TargetKey,
 };
 
 /// Wraps a target; see the module docs.
