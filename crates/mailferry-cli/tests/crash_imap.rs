@@ -31,12 +31,11 @@
 //!   finishes by itself; it is then checked in full (it is a valid crash-and-resume sequence),
 //!   and if it had fewer than ten mid-copy kills a new round starts on an empty target with a
 //!   fresh state.
-//! - **The next run starts [`RESTART_SETTLE`] after a kill**, not at once: when the client
-//!   dies after sending a whole batch (LITERAL+ sends it without waiting), Dovecot still
-//!   commits that batch, and a run restarted within milliseconds can list the folder before the
-//!   commit shows, leave the batch pending, append it again and duplicate it. That race is a
-//!   known, reported bug of crash resolution; `MAILFERRY_CRASH_SETTLE_MS=0
-//!   MAILFERRY_CRASH_PACE=0` reproduces it (in about one run of the default variant in three).
+//! - **The next run starts at once after a kill**: when the client dies after sending a whole
+//!   batch (LITERAL+ sends it without waiting), Dovecot still commits that batch, possibly
+//!   after the next run has listed the folder. The copier declares a pending item absent only
+//!   from a listing that stopped changing (`CopyOptions::settle`); restarting without a pause
+//!   is what proves it.
 //! - The two variants (`--connections 1` and the default) run one after the other, not in
 //!   parallel, so that their timing does not disturb each other's kills.
 
@@ -64,9 +63,6 @@ const MAX_ROUNDS: u32 = 5;
 /// Messages per second of the killed runs (see the module docs); the final run goes at full
 /// speed. `MAILFERRY_CRASH_PACE` overrides it, 0 = unpaced.
 const PACE: u32 = 400;
-/// Pause between a kill and the next run (see the module docs); a process supervisor
-/// restarting a crashed job waits at least this long too.
-const RESTART_SETTLE: Duration = Duration::from_secs(1);
 /// Any single run that takes longer than this is a hang.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -348,14 +344,6 @@ fn pace() -> Option<String> {
     (pace > 0).then(|| pace.to_string())
 }
 
-/// How long to wait after a kill before the next run: see [`RESTART_SETTLE`].
-fn restart_settle() -> Duration {
-    std::env::var("MAILFERRY_CRASH_SETTLE_MS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(RESTART_SETTLE, Duration::from_millis)
-}
-
 /// Messages in a Dovecot Maildir (`'.'` layout) as files in `cur/` and `new/`: a poll that
 /// costs a millisecond, where an IMAP STATUS of every folder costs tens in a debug build.
 fn files_on_disk(maildir: &Path) -> u64 {
@@ -413,7 +401,6 @@ fn kill_repeatedly(
         early_kills: 0,
         resolved_pending: 0,
     };
-    let settle = restart_settle();
     let pace = pace();
     let mut before = rt.block_on(message_count(target));
     assert_eq!(before, 0, "a round starts on an empty target");
@@ -462,7 +449,6 @@ fn kill_repeatedly(
         child.wait().expect("reap mailferry");
         outcome.kills += 1;
         outcome.early_kills += u32::from(early.is_some());
-        std::thread::sleep(settle);
         if text().contains("pending items from an interrupted run") {
             outcome.resolved_pending += 1;
         }
