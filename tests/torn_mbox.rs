@@ -12,19 +12,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mailferry_core::{
-    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Copier, CopyOptions, Error,
-    ExistingItem, Folder, FolderPath, Item, MemoryState, MemoryStore, Result, SpecialUse, Target,
-    TargetKey, VerifyOptions, verify,
+    AppendOutcome, BoxFuture, CanonicalItem, Copier, CopyOptions, Error, FolderPath, Hooked,
+    MemoryState, MemoryStore, Result, Target, TargetHook, VerifyOptions, verify,
 };
 use mailferry_mbox::{Mbox, MboxOptions};
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
 
 use crate::support::{describe_difference, files_under, multisets, snapshot};
 
-/// Passes batches to an mbox store; the `die_at`-th batch reaches the file, which is then cut
-/// to `before + fraction × (after − before)` bytes, and the run is failed as fatal.
+/// Lets batches through to the mbox store under `root`; the `die_at`-th batch reaches the file,
+/// which is then cut to `before + fraction × (after − before)` bytes, and the run is failed as
+/// fatal.
 struct TearsOneBatch {
-    inner: Mbox,
     root: PathBuf,
     die_at: usize,
     fraction: f64,
@@ -40,25 +39,10 @@ fn mbox_file(root: &Path) -> Option<PathBuf> {
         .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
 }
 
-impl Target for TearsOneBatch {
-    fn capabilities(&self) -> Capabilities {
-        Target::capabilities(&self.inner)
-    }
-
-    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
-        Target::list_folders(&self.inner)
-    }
-
-    fn ensure_folder<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        special_use: Option<SpecialUse>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.ensure_folder(folder, special_use)
-    }
-
+impl TargetHook for TearsOneBatch {
     fn append<'a>(
         &'a self,
+        inner: &'a dyn Target,
         folder: &'a FolderPath,
         batch: &'a [CanonicalItem],
     ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
@@ -69,7 +53,7 @@ impl Target for TearsOneBatch {
                 .as_deref()
                 .and_then(|f| std::fs::metadata(f).ok())
                 .map_or(0, |m| m.len());
-            let outcomes = self.inner.append(folder, batch).await?;
+            let outcomes = inner.append(folder, batch).await?;
             if n != self.die_at {
                 return Ok(outcomes);
             }
@@ -89,18 +73,6 @@ impl Target for TearsOneBatch {
                 file.display()
             )))
         })
-    }
-
-    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
-        self.inner.existing(folder)
-    }
-
-    fn read_back<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        keys: Vec<TargetKey>,
-    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
-        self.inner.read_back(folder, keys)
     }
 }
 
@@ -133,14 +105,16 @@ async fn tear_then_resume(gzip: bool, fraction: f64) {
     };
     let source = Arc::new(source());
     let state = Arc::new(MemoryState::new());
-    let tearing = Arc::new(TearsOneBatch {
-        inner: Mbox::with_options(&root, mbox_options.clone()).expect("open"),
-        root: root.clone(),
-        die_at: 2,
-        fraction,
-        gzip,
-        batches: AtomicUsize::new(0),
-    });
+    let tearing = Arc::new(Hooked::new(
+        Arc::new(Mbox::with_options(&root, mbox_options.clone()).expect("open")),
+        TearsOneBatch {
+            root: root.clone(),
+            die_at: 2,
+            fraction,
+            gzip,
+            batches: AtomicUsize::new(0),
+        },
+    ));
     let copier = Copier::new(source.clone(), tearing, state.clone(), options());
     let jobs = copier.identity_plan().await.expect("plan");
     let crashed = copier.run(jobs.clone()).await;

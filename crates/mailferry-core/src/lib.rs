@@ -69,6 +69,7 @@ pub use flags::Flags;
 pub use folder::{Folder, FolderPath, FolderStatus, SpecialUse};
 pub use headers::HeaderFacts;
 pub use item::{CanonicalItem, Item, ItemMeta, SourceKey, TargetKey};
+pub use layers::{Hooked, TargetHook};
 pub use mapping::{FolderMapper, MappingConflict, MappingPlan, MappingRules, PlannedJob};
 pub use memory::{MemoryStore, StoredMessage};
 pub use normalise::Normalisation;

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use mailferry_core::normalise::canonicalise;
 use mailferry_core::{
-    Checksum, Copier, CopyOptions, FolderPath, MemoryState, MemoryStore, Progress, Report, Source,
-    Target,
+    Checksum, Copier, CopyOptions, FolderPath, Hooked, MemoryState, MemoryStore, Progress, Report,
+    Source, Target,
 };
 use mailferry_imap::{Auth, ImapConfig, ImapStore, Security};
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
@@ -261,12 +261,16 @@ async fn migration_survives_cuts_byes_refusals_and_restarts_without_loss_or_dupl
             .await
             .expect("connect source"),
     );
-    let watch = faults_watch::Watched::new(Arc::new(
-        ImapStore::connect(plaintext(&dst, dst_proxy.addr().port()))
-            .await
-            .expect("connect target"),
+    let watched = Arc::new(Hooked::new(
+        Arc::new(
+            ImapStore::connect(plaintext(&dst, dst_proxy.addr().port()))
+                .await
+                .expect("connect target"),
+        ),
+        faults_watch::Watcher::default(),
     ));
-    let target: Arc<dyn Target> = watch.clone();
+    let target: Arc<dyn Target> = watched.clone();
+    let watch = watched.hook();
 
     // Offsets from 0.5 to 160 KB on the source: a few logins die, most connections move a few
     // dozen messages. The target moves several times the source's bytes (appends, plus the

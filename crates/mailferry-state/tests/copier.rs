@@ -12,8 +12,8 @@ use mailferry_core::bytes::Bytes;
 use mailferry_core::normalise::canonicalise;
 use mailferry_core::{
     AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Checkpoint, Checksum, Copier,
-    CopyOptions, Error, ExistingItem, Flags, Folder, FolderPath, FolderScope, Item, ItemMeta,
-    ItemStatus, MemoryStore, Report, Result, Source, SpecialUse, StateStore, Target, TargetKey,
+    CopyOptions, Error, Flags, Folder, FolderPath, FolderScope, Hooked, Item, ItemMeta, ItemStatus,
+    MemoryStore, Report, Result, Source, SpecialUse, StateStore, Target, TargetHook,
 };
 use mailferry_state::SqliteState;
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
@@ -205,32 +205,16 @@ enum Crash {
     BeforeAppend,
 }
 
-/// A target that lets `healthy_batches` batches through, then crashes on the next append.
+/// Lets `healthy_batches` batches through to the target, then crashes on the next append.
 struct CrashingTarget {
-    inner: MemoryStore,
     healthy_batches: AtomicUsize,
     crash: Crash,
 }
 
-impl Target for CrashingTarget {
-    fn capabilities(&self) -> Capabilities {
-        Target::capabilities(&self.inner)
-    }
-
-    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
-        Target::list_folders(&self.inner)
-    }
-
-    fn ensure_folder<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        special_use: Option<SpecialUse>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.ensure_folder(folder, special_use)
-    }
-
+impl TargetHook for CrashingTarget {
     fn append<'a>(
         &'a self,
+        inner: &'a dyn Target,
         folder: &'a FolderPath,
         batch: &'a [CanonicalItem],
     ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
@@ -240,25 +224,13 @@ impl Target for CrashingTarget {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
             if healthy {
-                return self.inner.append(folder, batch).await;
+                return inner.append(folder, batch).await;
             }
             if self.crash == Crash::AfterAppend {
-                self.inner.append(folder, batch).await?;
+                inner.append(folder, batch).await?;
             }
             Err(Error::fatal("simulated crash"))
         })
-    }
-
-    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
-        self.inner.existing(folder)
-    }
-
-    fn read_back<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        keys: Vec<TargetKey>,
-    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
-        self.inner.read_back(folder, keys)
     }
 }
 
@@ -270,11 +242,13 @@ async fn resume_after(crash: Crash) {
     let state_file = dir.path().join("state.db");
     let source = source_store();
     let target = MemoryStore::new();
-    let crashing = CrashingTarget {
-        inner: target.clone(),
-        healthy_batches: AtomicUsize::new(3),
-        crash,
-    };
+    let crashing = Hooked::new(
+        Arc::new(target.clone()),
+        CrashingTarget {
+            healthy_batches: AtomicUsize::new(3),
+            crash,
+        },
+    );
     let one_folder_at_a_time = CopyOptions {
         folder_concurrency: 1,
         writers_per_folder: 1,

@@ -10,7 +10,8 @@ use super::*;
 use crate::backend::{AppendOutcome, BoxStream, Capabilities, Checkpoint, ExistingItem};
 use crate::flags::Flags;
 use crate::folder::Folder;
-use crate::item::{CanonicalItem, Item, ItemMeta, TargetKey};
+use crate::item::{CanonicalItem, Item, ItemMeta};
+use crate::layers::{Hooked, TargetHook};
 use crate::memory::MemoryStore;
 use crate::state::{FolderScope, ItemRecord, ItemStatus, MemoryState};
 use crate::{BoxFuture, Checksum};
@@ -41,7 +42,8 @@ async fn run(
     copier.run(plan).await
 }
 
-/// Delegates to a memory store; counts calls and misbehaves on cue.
+/// Delegates to a memory store (as a target, through [`Hooked`]); counts calls and misbehaves
+/// on cue.
 #[derive(Clone, Default)]
 struct Wrapped {
     store: MemoryStore,
@@ -92,22 +94,17 @@ impl Source for Wrapped {
     }
 }
 
-impl Target for Wrapped {
-    fn capabilities(&self) -> Capabilities {
-        Target::capabilities(&self.store)
+impl Wrapped {
+    /// This wrapper as a target over its own store (fetch and append share the counters).
+    fn target(&self) -> Arc<dyn Target> {
+        Arc::new(Hooked::new(Arc::new(self.store.clone()), self.clone()))
     }
-    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
-        Target::list_folders(&self.store)
-    }
-    fn ensure_folder<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        special_use: Option<crate::SpecialUse>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.store.ensure_folder(folder, special_use)
-    }
+}
+
+impl TargetHook for Wrapped {
     fn append<'a>(
         &'a self,
+        inner: &'a dyn Target,
         folder: &'a FolderPath,
         batch: &'a [CanonicalItem],
     ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
@@ -115,12 +112,12 @@ impl Target for Wrapped {
             // Let the producer run ahead so the budget is actually exercised.
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             if batch.len() > 1 && self.store_half_then_fail.swap(false, Ordering::SeqCst) {
-                self.store.append(folder, &batch[..batch.len() / 2]).await?;
+                inner.append(folder, &batch[..batch.len() / 2]).await?;
                 return Err(Error::transient(
                     "connection reset in the middle of a batch",
                 ));
             }
-            let out = self.store.append(folder, batch).await?;
+            let out = inner.append(folder, batch).await?;
             let raw: u64 = batch.iter().map(|i| i.meta.size).sum();
             self.in_flight.fetch_sub(raw, Ordering::SeqCst);
             if self.fail_after_store.swap(false, Ordering::SeqCst) {
@@ -133,16 +130,6 @@ impl Target for Wrapped {
             }
             Ok(out)
         })
-    }
-    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
-        self.store.existing(folder)
-    }
-    fn read_back<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        keys: Vec<TargetKey>,
-    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
-        self.store.read_back(folder, keys)
     }
 }
 
@@ -239,7 +226,7 @@ async fn a_slow_target_holds_the_source_back_to_the_budget() {
     };
     let report = run(
         Arc::new(shared.clone()),
-        Arc::new(target),
+        target.target(),
         Arc::new(MemoryState::new()),
         options,
     )
@@ -332,7 +319,7 @@ async fn a_batch_cut_after_the_server_stored_it_is_not_duplicated() {
     };
     let report = run(
         Arc::new(source.clone()),
-        Arc::new(target.clone()),
+        target.target(),
         Arc::new(MemoryState::new()),
         options,
     )
@@ -350,7 +337,7 @@ async fn pending_items_left_by_a_crash_are_resolved_not_rewritten() {
     let state = Arc::new(MemoryState::new());
     let err = run(
         Arc::new(source.clone()),
-        Arc::new(target.clone()),
+        target.target(),
         state.clone(),
         CopyOptions::default(),
     )
@@ -362,7 +349,7 @@ async fn pending_items_left_by_a_crash_are_resolved_not_rewritten() {
     target.crash_after_store.store(false, Ordering::SeqCst);
     let report = run(
         Arc::new(source.clone()),
-        Arc::new(target.clone()),
+        target.target(),
         state,
         CopyOptions::default(),
     )
@@ -472,7 +459,7 @@ async fn cancel_stops_the_run_and_keeps_what_was_written() {
     };
     let copier = Copier::new(
         Arc::new(source.clone()),
-        Arc::new(target.clone()),
+        target.target(),
         state.clone(),
         options,
     );
@@ -556,7 +543,7 @@ async fn a_batch_cut_halfway_records_every_item_done_with_its_own_target_key() {
     };
     let report = run(
         Arc::new(source.clone()),
-        Arc::new(target.clone()),
+        target.target(),
         state.clone(),
         options,
     )
@@ -589,9 +576,9 @@ async fn a_batch_cut_halfway_records_every_item_done_with_its_own_target_key() {
     }
 }
 
-/// A target whose appends and listings misbehave on cue, by call number.
+/// Makes a target's appends and listings misbehave on cue, by call number.
+#[derive(Default)]
 struct Scripted {
-    inner: MemoryStore,
     appends: std::sync::Mutex<u32>,
     listings: std::sync::Mutex<u32>,
     /// Append number that stores its batch, then reports a transient error.
@@ -605,37 +592,10 @@ struct Scripted {
     cut_done: AtomicBool,
 }
 
-impl Scripted {
-    fn new(inner: MemoryStore) -> Self {
-        Scripted {
-            inner,
-            appends: Default::default(),
-            listings: Default::default(),
-            lost_ok_on_append: 0,
-            failing_listing: 0,
-            cut_first_append_of: None,
-            slow_ack_of: None,
-            cut_done: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Target for Scripted {
-    fn capabilities(&self) -> Capabilities {
-        Target::capabilities(&self.inner)
-    }
-    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
-        Target::list_folders(&self.inner)
-    }
-    fn ensure_folder<'a>(
-        &'a self,
-        f: &'a FolderPath,
-        s: Option<crate::SpecialUse>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.ensure_folder(f, s)
-    }
+impl TargetHook for Scripted {
     fn append<'a>(
         &'a self,
+        inner: &'a dyn Target,
         f: &'a FolderPath,
         b: &'a [CanonicalItem],
     ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
@@ -648,7 +608,7 @@ impl Target for Scripted {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 return Err(Error::transient("cut before anything was sent"));
             }
-            let out = self.inner.append(f, b).await;
+            let out = inner.append(f, b).await;
             if self.slow_ack_of == Some(key.as_str()) {
                 tokio::time::sleep(std::time::Duration::from_millis(400)).await;
             }
@@ -663,7 +623,11 @@ impl Target for Scripted {
             out
         })
     }
-    fn existing<'a>(&'a self, f: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
+    fn existing<'a>(
+        &'a self,
+        inner: &'a dyn Target,
+        f: &'a FolderPath,
+    ) -> BoxStream<'a, Result<ExistingItem>> {
         let n = {
             let mut n = self.listings.lock().expect("lock");
             *n += 1;
@@ -674,14 +638,7 @@ impl Target for Scripted {
                 "cut while listing",
             ))]));
         }
-        self.inner.existing(f)
-    }
-    fn read_back<'a>(
-        &'a self,
-        f: &'a FolderPath,
-        k: Vec<TargetKey>,
-    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
-        self.inner.read_back(f, k)
+        inner.existing(f)
     }
 }
 
@@ -696,11 +653,14 @@ async fn an_uncertain_append_is_never_repeated_blindly_when_resolution_fails() {
     );
     let inner = MemoryStore::new();
     // Listing 1 is first contact; listing 2, the resolution after the lost OK, fails.
-    let target = Scripted {
-        lost_ok_on_append: 1,
-        failing_listing: 2,
-        ..Scripted::new(inner.clone())
-    };
+    let target = Hooked::new(
+        Arc::new(inner.clone()),
+        Scripted {
+            lost_ok_on_append: 1,
+            failing_listing: 2,
+            ..Scripted::default()
+        },
+    );
     let options = CopyOptions {
         backoff: std::time::Duration::from_millis(5),
         ..CopyOptions::default()
@@ -736,11 +696,14 @@ async fn concurrent_writers_never_claim_each_others_duplicate() {
     let inner = MemoryStore::new();
     // Writer A stores item 1 and acknowledges slowly; writer B's first append of item 2 is
     // cut, and its resolution must not take A's copy for its own.
-    let target = Scripted {
-        cut_first_append_of: Some("2"),
-        slow_ack_of: Some("1"),
-        ..Scripted::new(inner.clone())
-    };
+    let target = Hooked::new(
+        Arc::new(inner.clone()),
+        Scripted {
+            cut_first_append_of: Some("2"),
+            slow_ack_of: Some("1"),
+            ..Scripted::default()
+        },
+    );
     let options = CopyOptions {
         batch_items: 1,
         writers_per_folder: 2,

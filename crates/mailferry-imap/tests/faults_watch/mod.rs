@@ -1,26 +1,26 @@
-//! A pass-through [`Target`] that watches how the copier treats uncertain appends, so a fault
-//! test that finds duplicates can say where they came from. An append that failed transiently
-//! leaves its items *uncertain* until a listing of the folder (`existing`, which the copier's
-//! resolution starts with) completes; appending an uncertain item again before that is a
-//! **blind re-append**: if the first append had landed, that is a duplicate.
+//! A [`TargetHook`] that passes every call through and watches how the copier treats uncertain
+//! appends, so a fault test that finds duplicates can say where they came from. An append that
+//! failed transiently leaves its items *uncertain* until a listing of the folder (`existing`,
+//! which the copier's resolution starts with) completes; appending an uncertain item again
+//! before that is a **blind re-append**: if the first append had landed, that is a duplicate.
 //!
 //! The copier must never do that: after a failed append it lists the folder (under the
 //! folder's append gate) before anything is appended again, so the fault test asserts that
-//! [`Watched::blind`] stays 0.
+//! [`Watcher::blind`] stays 0.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use mailferry_core::{
-    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, ExistingItem, Flags, Folder,
-    FolderPath, Item, Result, SourceKey, SpecialUse, Target, TargetKey,
+    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, ExistingItem, FolderPath, Item, Result,
+    SourceKey, Target, TargetHook, TargetKey,
 };
 
-/// Wraps a target; see the module docs.
-pub struct Watched {
-    inner: Arc<dyn Target>,
+/// Watches a target it is hooked into ([`mailferry_core::Hooked`]); see the module docs.
+#[derive(Default)]
+pub struct Watcher {
     uncertain: Mutex<HashMap<FolderPath, HashSet<SourceKey>>>,
     blind: AtomicU64,
     failed_appends: AtomicU64,
@@ -28,19 +28,7 @@ pub struct Watched {
     failed_read_backs: AtomicU64,
 }
 
-impl Watched {
-    /// Watches `inner`.
-    pub fn new(inner: Arc<dyn Target>) -> Arc<Self> {
-        Arc::new(Watched {
-            inner,
-            uncertain: Mutex::new(HashMap::new()),
-            blind: AtomicU64::new(0),
-            failed_appends: AtomicU64::new(0),
-            failed_listings: AtomicU64::new(0),
-            failed_read_backs: AtomicU64::new(0),
-        })
-    }
-
+impl Watcher {
     /// Read-backs that yielded a transient error.
     pub fn failed_read_backs(&self) -> u64 {
         self.failed_read_backs.load(Ordering::SeqCst)
@@ -62,25 +50,10 @@ impl Watched {
     }
 }
 
-impl Target for Watched {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
-        self.inner.list_folders()
-    }
-
-    fn ensure_folder<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        special_use: Option<SpecialUse>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.ensure_folder(folder, special_use)
-    }
-
+impl TargetHook for Watcher {
     fn append<'a>(
         &'a self,
+        inner: &'a dyn Target,
         folder: &'a FolderPath,
         batch: &'a [CanonicalItem],
     ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
@@ -91,7 +64,7 @@ impl Target for Watched {
                 let blind = batch.iter().filter(|i| keys.contains(&i.meta.key)).count();
                 self.blind.fetch_add(blind as u64, Ordering::SeqCst);
             }
-            let result = self.inner.append(folder, batch).await;
+            let result = inner.append(folder, batch).await;
             if let Ok(mut uncertain) = self.uncertain.lock() {
                 let keys = uncertain.entry(folder.clone()).or_default();
                 let batch_keys = batch.iter().map(|i| i.meta.key.clone());
@@ -109,8 +82,12 @@ impl Target for Watched {
         })
     }
 
-    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
-        let inner = self.inner.existing(folder);
+    fn existing<'a>(
+        &'a self,
+        inner: &'a dyn Target,
+        folder: &'a FolderPath,
+    ) -> BoxStream<'a, Result<ExistingItem>> {
+        let inner = inner.existing(folder);
         Box::pin(futures_util::stream::unfold(
             inner,
             move |mut inner| async move {
@@ -135,31 +112,16 @@ impl Target for Watched {
 
     fn read_back<'a>(
         &'a self,
+        inner: &'a dyn Target,
         folder: &'a FolderPath,
         keys: Vec<TargetKey>,
     ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
-        Box::pin(self.inner.read_back(folder, keys).map(move |r| {
+        Box::pin(inner.read_back(folder, keys).map(move |r| {
             r.inspect_err(|e| {
                 if e.is_transient() {
                     self.failed_read_backs.fetch_add(1, Ordering::SeqCst);
                 }
             })
         }))
-    }
-
-    fn set_flags<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        changes: Vec<(TargetKey, Flags)>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.set_flags(folder, changes)
-    }
-
-    fn delete<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        keys: Vec<TargetKey>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.delete(folder, keys)
     }
 }
