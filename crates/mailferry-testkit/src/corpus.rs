@@ -70,6 +70,16 @@ impl SizeMix {
     }
 }
 
+/// The first internal date of a generated corpus (13 September 2020).
+const FIRST_DATE: i64 = 1_600_000_000;
+/// Seconds from [`FIRST_DATE`] to the last date (the start of 2025).
+const DATE_SPAN: i64 = 1_735_689_600 - FIRST_DATE;
+
+/// Seconds between the internal dates of consecutive messages in a corpus of `count`.
+fn date_step(count: usize) -> i64 {
+    (DATE_SPAN / count.max(1) as i64).clamp(1, 3_600)
+}
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct CorpusSpec {
@@ -288,8 +298,12 @@ impl Generator {
         };
         let lf_only = q && self.rng.chance(0.1);
         let eol: &[u8] = if lf_only { b"\n" } else { b"\r\n" };
+        // An hour apart from September 2020, closer together in a corpus so large that hourly
+        // dates would run past 2025: every date is in the past, as in a real mailbox (Dovecot
+        // replaces a future APPEND date with the time of the append).
+        let step = date_step(self.spec.count);
         let date = InternalDate::from_timestamp(
-            1_600_000_000 + (i as i64) * 3_600 + self.rng.below(3_600) as i64,
+            FIRST_DATE + (i as i64) * step + self.rng.below(step as u64) as i64,
         );
         let from = NAMES[self.rng.below(NAMES.len() as u64) as usize];
         let to = NAMES[self.rng.below(NAMES.len() as u64) as usize];
@@ -405,6 +419,16 @@ impl Iterator for Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_stay_in_the_past_however_large_the_corpus() {
+        for count in [1, 20_000, 37_602, 200_000, 5_000_000] {
+            let step = date_step(count);
+            let last = FIRST_DATE + (count as i64 - 1) * step + (step - 1);
+            assert!(last < FIRST_DATE + DATE_SPAN, "count {count}: last date {last}");
+        }
+        assert_eq!(date_step(20_000), 3_600, "small corpora keep hourly dates");
+    }
 
     #[test]
     fn is_deterministic_and_sized_as_asked() {
