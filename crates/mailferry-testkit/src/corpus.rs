@@ -425,7 +425,10 @@ mod tests {
         for count in [1, 20_000, 37_602, 200_000, 5_000_000] {
             let step = date_step(count);
             let last = FIRST_DATE + (count as i64 - 1) * step + (step - 1);
-            assert!(last < FIRST_DATE + DATE_SPAN, "count {count}: last date {last}");
+            assert!(
+                last < FIRST_DATE + DATE_SPAN,
+                "count {count}: last date {last}"
+            );
         }
         assert_eq!(date_step(20_000), 3_600, "small corpora keep hourly dates");
     }
