@@ -71,14 +71,17 @@ pub struct RunInfo {
     pub tools: Vec<String>,
     /// The exact harness command line.
     pub command: String,
+    /// `servers`, `big-folder` or `transfers`.
+    pub scenario: String,
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+/// A figure with `digits` decimals, or `n/a` when unknown.
+pub fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "n/a".into(), |x| format!("{x:.digits$}"))
 }
 
 /// Formats a rate with sensible precision.
-fn rate(x: f64) -> String {
+pub fn rate(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
     } else {
@@ -121,7 +124,8 @@ pub fn table(results: &[RunResult]) -> String {
     out
 }
 
-fn opt_code(code: Option<i32>) -> String {
+/// An exit code, or `signal` when the process was killed.
+pub fn opt_code(code: Option<i32>) -> String {
     code.map_or_else(|| "signal".into(), |c| c.to_string())
 }
 
@@ -195,6 +199,12 @@ pub fn markdown(info: &RunInfo, results: &[RunResult]) -> String {
             let _ = writeln!(out, "- {line}");
         }
     }
+    out.push_str(&notes(results));
+    out
+}
+
+/// The "Notes:" section (tool counts, failures, server errors), empty when there are none.
+pub fn notes(results: &[RunResult]) -> String {
     let notes: Vec<String> = results
         .iter()
         .filter(|r| !r.notes.is_empty())
@@ -208,12 +218,10 @@ pub fn markdown(info: &RunInfo, results: &[RunResult]) -> String {
             )
         })
         .collect();
-    if !notes.is_empty() {
-        out.push_str("\nNotes:\n");
-        out.push_str(&notes.join("\n"));
-        out.push('\n');
+    if notes.is_empty() {
+        return String::new();
     }
-    out
+    format!("\nNotes:\n{}\n", notes.join("\n"))
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use crate::tools::{self, Endpoints, Installed, ToolKind};
 /// A named corpus at a scale.
 #[derive(Debug, Clone)]
 pub struct Corpus {
-    /// `typical` or `heavy`.
-    pub name: &'static str,
+    /// `typical`, `heavy`, or `inbox-<count>` (the `big-folder` scenario).
+    pub name: String,
     /// What to generate.
     pub spec: CorpusSpec,
 }
@@ -34,15 +34,15 @@ pub struct Corpus {
 const TYPICAL_COUNT: f64 = 20_000.0;
 const HEAVY_COUNT: f64 = 5_000.0;
 /// Below this a run measures start-up, not copying.
-const MIN_COUNT: usize = 20;
+pub const MIN_COUNT: usize = 20;
 
 /// The corpus `name` (`typical` or `heavy`) at `scale`: several folders (one non-ASCII, one
 /// nested, Sent with its special-use role) and the generator's quirks (LF-only messages,
 /// byte-identical duplicates, reused and missing Message-IDs, 8-bit headers, keywords).
 pub fn corpus(name: &str, scale: f64) -> Option<Corpus> {
     let (name, base, sizes) = match name {
-        "typical" => ("typical", TYPICAL_COUNT, SizeMix::typical()),
-        "heavy" => ("heavy", HEAVY_COUNT, SizeMix::heavy()),
+        "typical" => ("typical".to_string(), TYPICAL_COUNT, SizeMix::typical()),
+        "heavy" => ("heavy".to_string(), HEAVY_COUNT, SizeMix::heavy()),
         _ => return None,
     };
     let count = ((base * scale).round() as usize).max(MIN_COUNT);
@@ -105,7 +105,7 @@ pub fn proxy(rt: &Runtime, port: u16, rtt: Duration) -> Result<Proxy> {
 
 /// The `dovecot.conf` of a testkit instance: `<dir>/dovecot.conf`, where the user's Maildir is
 /// `<dir>/home/<user>/Maildir` (the testkit has no accessor for it yet).
-fn dovecot_config(dovecot: &Dovecot, user: &str) -> PathBuf {
+pub fn dovecot_config(dovecot: &Dovecot, user: &str) -> PathBuf {
     let maildir = dovecot.maildir(user);
     maildir
         .ancestors()
@@ -203,7 +203,7 @@ pub fn run_tool(
     Ok(RunResult {
         tool: tool.kind,
         tool_version: tool.version.clone(),
-        corpus: corpus.name.to_string(),
+        corpus: corpus.name.clone(),
         messages: source.snapshot.messages(),
         bytes: source.snapshot.bytes(),
         latency_ms: rtt.as_millis() as u64,
@@ -219,7 +219,8 @@ pub fn run_tool(
     })
 }
 
-fn one_line(text: &str) -> String {
+/// A multi-line tool output as one line (for a note).
+pub fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -228,7 +229,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Reads the target directly (not through the proxy) and compares it with the source.
-fn verify(
+pub fn verify(
     rt: &Runtime,
     source: &Snapshot,
     target: &Dovecot,

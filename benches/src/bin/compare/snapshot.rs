@@ -8,7 +8,13 @@
 //!
 //! Both servers are read directly (not through the latency proxy) with mailferry's own IMAP
 //! backend; its reading is covered by the IMAP conformance tests, and every tool (mailferry
-//! included) is judged by the same reader.
+//! included) is judged by the same reader. Local stores a tool wrote (the `transfers`
+//! scenario's Maildirs) are read with mailferry's Maildir reader through the same
+//! [`read_source`], so they are fingerprinted exactly like a server.
+//!
+//! Memory: the reader holds one folder's metadata list and one batch of bodies at a time; the
+//! fingerprints themselves (about 1 KB per message with the header names) are what stays, so
+//! a 200,000-message folder costs the *harness* a few hundred MB, never the tool measured.
 
 use std::collections::BTreeMap;
 
@@ -137,19 +143,27 @@ pub async fn read_server(port: u16, user: &str, password: &str) -> Result<Snapsh
     let store = ImapStore::connect(config)
         .await
         .with_context(|| format!("connecting to {label} to read it back"))?;
-    let folders = Source::list_folders(&store)
+    // An empty folder needs no SELECT; dsync leaves parents that LIST shows but SELECT
+    // refuses, and they hold nothing to compare.
+    read_source(&store, true)
         .await
-        .with_context(|| format!("listing folders of {label}"))?;
+        .with_context(|| format!("reading {label}"))
+}
+
+/// Reads every selectable folder of any store (the IMAP reader above, a Maildir or an mbox
+/// tree written by a tool) into a [`Snapshot`]. With `trust_empty_status`, a folder whose
+/// listing says it holds nothing is recorded empty without being opened. A folder that cannot
+/// be read is recorded as unreadable (a finding), not skipped.
+pub async fn read_source(store: &dyn Source, trust_empty_status: bool) -> Result<Snapshot> {
+    let folders = store.list_folders().await.context("listing folders")?;
     let mut snapshot = Snapshot::default();
     for folder in folders.into_iter().filter(|f| f.selectable) {
         let name = folder.path.join("/");
-        // An empty folder needs no SELECT; dsync leaves parents that LIST shows but SELECT
-        // refuses, and they hold nothing to compare.
-        if folder.status.count == 0 {
+        if trust_empty_status && folder.status.count == 0 {
             snapshot.folders.insert(name, Vec::new());
             continue;
         }
-        match read_folder(&store, &folder.path).await {
+        match read_folder(store, &folder.path).await {
             Ok(prints) => {
                 snapshot.folders.insert(name, prints);
             }
@@ -161,16 +175,18 @@ pub async fn read_server(port: u16, user: &str, password: &str) -> Result<Snapsh
     Ok(snapshot)
 }
 
-async fn read_folder(store: &ImapStore, path: &FolderPath) -> Result<Vec<Fingerprint>> {
+/// One folder's fingerprints: the listing first (metadata only), then the bodies in batches of
+/// [`FETCH_BATCH`], each dropped once fingerprinted, so memory stays at the fingerprints.
+async fn read_folder(store: &dyn Source, path: &FolderPath) -> Result<Vec<Fingerprint>> {
     let mut metas = Vec::new();
-    let mut listing = Source::list_items(store, path, None);
+    let mut listing = store.list_items(path, None);
     while let Some(meta) = listing.next().await {
         metas.push(meta?);
     }
     drop(listing);
     let mut prints = Vec::with_capacity(metas.len());
     for chunk in metas.chunks(FETCH_BATCH) {
-        let mut fetched = Source::fetch(store, path, chunk.to_vec());
+        let mut fetched = store.fetch(path, chunk.to_vec());
         let mut got = 0;
         while let Some(item) = fetched.next().await {
             let item = item?;

@@ -178,33 +178,36 @@ pub fn detect(kind: ToolKind, mailferry: &Path) -> Option<Installed> {
 }
 
 /// Writes a file only the owner can read (it may hold a password).
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod {}", path.display()))
 }
 
-fn imap_url(user: &str, port: u16) -> String {
+/// The plaintext IMAP endpoint of `user` on 127.0.0.1:`port`, as mailferry takes it.
+pub fn imap_url(user: &str, port: u16) -> String {
     format!("imap://{user}@127.0.0.1:{port}?tls=none")
+}
+
+/// An mbsync `IMAPAccount` + `IMAPStore` named `name` for the plaintext server on `port`
+/// (password read with `PassCmd "cat FILE"`, never in the file itself).
+pub fn mbsync_imap_store(name: &str, port: u16, user: &str, password_file: &Path) -> String {
+    format!(
+        "IMAPAccount {name}\nHost 127.0.0.1\nPort {port}\nUser {user}\n\
+         PassCmd \"cat {pass}\"\nSSLType None\nAuthMechs LOGIN\n\n\
+         IMAPStore {name}\nAccount {name}\n\n",
+        pass = password_file.display(),
+    )
 }
 
 /// The mbsync configuration for one run (isync 1.4 syntax: Far/Near).
 pub fn mbsyncrc(e: &Endpoints, password_file: &Path, state_dir: &Path) -> String {
-    let account = |name: &str, port: u16| {
-        format!(
-            "IMAPAccount {name}\nHost 127.0.0.1\nPort {port}\nUser {user}\n\
-             PassCmd \"cat {pass}\"\nSSLType None\nAuthMechs LOGIN\n\n\
-             IMAPStore {name}\nAccount {name}\n\n",
-            user = e.user,
-            pass = password_file.display(),
-        )
-    };
     format!(
         "# Written by the mailferry comparison harness.\n{}{}\
          Channel migrate\nFar :source:\nNear :target:\nPatterns *\nCreate Near\nSync Pull\n\
          Expunge None\nCopyArrivalDate yes\nSyncState {}/\n",
-        account("source", e.source_port),
-        account("target", e.target_port),
+        mbsync_imap_store("source", e.source_port, &e.user, password_file),
+        mbsync_imap_store("target", e.target_port, &e.user, password_file),
         state_dir.display(),
     )
 }
