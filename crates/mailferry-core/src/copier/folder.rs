@@ -361,6 +361,7 @@ impl Inner {
         mut rx: mpsc::Receiver<Preparing>,
         tx: mpsc::Sender<Batch>,
     ) {
+        let batch_items = self.options.batch_items_for(run.job.source.status.count);
         let mut batch = Batch::default();
         loop {
             let next = if batch.items.is_empty() {
@@ -414,8 +415,7 @@ impl Inner {
                     );
                 }
             }
-            let full = batch.items.len() >= self.options.batch_items
-                || batch.bytes >= self.options.batch_bytes;
+            let full = batch.items.len() >= batch_items || batch.bytes >= self.options.batch_bytes;
             if full && tx.send(std::mem::take(&mut batch)).await.is_err() {
                 return;
             }

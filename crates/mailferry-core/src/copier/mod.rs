@@ -75,15 +75,22 @@ impl ItemFilter {
 pub struct CopyOptions {
     /// Names the source → target pair in the state store.
     pub migration: String,
-    /// Bytes of message data in flight at most (default 64 MiB).
+    /// Bytes of message data in flight at most (default 32 MiB).
     pub byte_budget: u64,
     /// Items in flight at most (default 4096).
     pub item_budget: usize,
-    /// Items per append batch at most (default 128).
+    /// Items per append batch (default 128). A big folder's batches grow beyond this, up to
+    /// [`batch_items_max`](Self::batch_items_max), so that it is committed in at most about
+    /// [`BATCHES_PER_FOLDER`] transactions: a server that stores mail in Maildir rescans the
+    /// folder on every commit, so a 200,000-message folder in batches of 128 spends most of
+    /// its time in the server's rescans (measured: 1,065 msgs/s against 10,679 for 5,000).
     pub batch_items: usize,
+    /// The most items a big folder's batches grow to (default 1024; equal to `batch_items`
+    /// for fixed-size batches). [`batch_bytes`](Self::batch_bytes) still caps every batch.
+    pub batch_items_max: usize,
     /// How long a partial batch waits for more items before it is sent (default 50 ms).
     pub batch_linger: Duration,
-    /// Bytes per append batch at most (default 16 MiB).
+    /// Bytes per append batch at most (default 8 MiB).
     pub batch_bytes: u64,
     /// Folders copied at once (default 4).
     pub folder_concurrency: usize,
@@ -113,11 +120,12 @@ impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
             migration: "default".into(),
-            byte_budget: 64 << 20,
+            byte_budget: 32 << 20,
             item_budget: 4096,
             batch_items: 128,
+            batch_items_max: 1024,
             batch_linger: Duration::from_millis(50),
-            batch_bytes: 16 << 20,
+            batch_bytes: 8 << 20,
             folder_concurrency: 4,
             writers_per_folder: 2,
             list_chunk: 512,
@@ -129,6 +137,20 @@ impl Default for CopyOptions {
             settle: Duration::from_secs(1),
             ignore_checkpoints: false,
         }
+    }
+}
+
+/// About how many append transactions a big folder is committed in (see
+/// [`CopyOptions::batch_items`]).
+pub const BATCHES_PER_FOLDER: u64 = 256;
+
+impl CopyOptions {
+    /// Items per batch for a folder of `count` messages: `batch_items`, grown for a big folder
+    /// towards `count / BATCHES_PER_FOLDER`, at most `batch_items_max`.
+    pub fn batch_items_for(&self, count: u64) -> usize {
+        let base = self.batch_items.max(1);
+        let grown = usize::try_from(count / BATCHES_PER_FOLDER).unwrap_or(usize::MAX);
+        grown.clamp(base, self.batch_items_max.max(base))
     }
 }
 

@@ -725,3 +725,32 @@ async fn concurrent_writers_never_claim_each_others_duplicate() {
         report.totals
     );
 }
+
+#[test]
+fn big_folders_get_bigger_batches_within_the_bounds() {
+    let options = CopyOptions::default();
+    assert_eq!(
+        options.batch_items_for(0),
+        128,
+        "an unknown count keeps the base"
+    );
+    assert_eq!(options.batch_items_for(5_000), 128);
+    assert_eq!(options.batch_items_for(200_000), 781);
+    assert_eq!(options.batch_items_for(10_000_000), 1024);
+    let fixed = CopyOptions {
+        batch_items: 16,
+        batch_items_max: 16,
+        ..CopyOptions::default()
+    };
+    assert_eq!(fixed.batch_items_for(10_000_000), 16);
+    let small_max = CopyOptions {
+        batch_items: 64,
+        batch_items_max: 8,
+        ..CopyOptions::default()
+    };
+    assert_eq!(
+        small_max.batch_items_for(1_000_000),
+        64,
+        "the base wins over a smaller max"
+    );
+}
