@@ -113,7 +113,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_msgs_per_sec: Option<f64>,
     /// Memory budget for messages in flight (e.g. 256M).
-    #[arg(long, value_name = "SIZE", default_value = "32M")]
+    #[arg(long, value_name = "SIZE", default_value = "24M")]
     pub memory_budget: String,
     /// Print the folder plan and what would be copied; write nothing.
     #[arg(long)]

@@ -23,6 +23,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Result;
+use mailferry_benches::figures::RunFigures;
+use mailferry_benches::text::{self, opt};
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
 
 use crate::report::{self, RunInfo, RunResult};
@@ -122,11 +124,13 @@ pub fn compare_sizes(results: &[RunResult], small: &str, big: &str) -> Vec<SizeC
         else {
             continue;
         };
-        let rate = |r: &RunResult| (r.exit_code == Some(0)).then(|| r.msgs_per_sec());
-        let rss = |r: &RunResult| r.peak_rss_bytes.map(|b| b as f64);
+        let (tool, latency_ms) = (s.tool, s.latency_ms);
+        let (s, b) = (&s.figures, &b.figures);
+        let rate = |r: &RunFigures| (r.exit_code == Some(0)).then(|| r.msgs_per_sec());
+        let rss = |r: &RunFigures| r.peak_rss_bytes.map(|b| b as f64);
         out.push(SizeComparison {
-            tool: s.tool,
-            latency_ms: s.latency_ms,
+            tool,
+            latency_ms,
             counts: (s.messages, b.messages),
             rate_ratio: ratio(rate(b), rate(s)),
             rss_ratio: ratio(rss(b), rss(s)),
@@ -143,10 +147,10 @@ pub fn compare_sizes(results: &[RunResult], small: &str, big: &str) -> Vec<SizeC
 fn summary_table(results: &[RunResult], small: &str, big: &str) -> String {
     let (mut s_label, mut b_label) = (small.to_string(), big.to_string());
     if let Some(r) = results.iter().find(|r| r.corpus == small) {
-        s_label = short_count(r.messages);
+        s_label = short_count(r.figures.messages);
     }
     if let Some(r) = results.iter().find(|r| r.corpus == big) {
-        b_label = short_count(r.messages);
+        b_label = short_count(r.figures.messages);
     }
     let mut out = format!(
         "| tool | latency | msgs/s {s_label} | msgs/s {b_label} | {b_label}/{s_label} rate | \
@@ -154,23 +158,14 @@ fn summary_table(results: &[RunResult], small: &str, big: &str) -> String {
          CPU s {s_label} / {b_label} | correct {s_label} / {b_label} | re-run s {s_label} / {b_label} |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n"
     );
-    let mb = |r: &RunResult| {
-        r.peak_rss_bytes
-            .map_or_else(|| "n/a".into(), |b| format!("{:.0}", b as f64 / 1e6))
-    };
-    let cpu = |r: &RunResult| {
-        r.cpu_secs
-            .map_or_else(|| "n/a".into(), |c| format!("{c:.2}"))
-    };
-    let rerun = |r: &RunResult| {
-        r.rerun_secs
-            .map_or_else(|| "n/a".into(), |c| format!("{c:.2}"))
-    };
-    let rate = |r: &RunResult| {
+    let mb = |r: &RunFigures| opt(r.peak_rss_bytes.map(|b| b as f64 / 1e6), 0);
+    let cpu = |r: &RunFigures| opt(r.cpu_secs, 2);
+    let rerun = |r: &RunFigures| opt(r.rerun_secs, 2);
+    let rate = |r: &RunFigures| {
         if r.exit_code == Some(0) {
-            report::rate(r.msgs_per_sec())
+            text::rate(r.msgs_per_sec())
         } else {
-            format!("failed (exit {})", report::opt_code(r.exit_code))
+            format!("failed (exit {})", text::exit_code(r.exit_code))
         }
     };
     for c in compare_sizes(results, small, big) {
@@ -182,7 +177,8 @@ fn summary_table(results: &[RunResult], small: &str, big: &str) -> String {
         let (Some(s), Some(b)) = (find(small), find(big)) else {
             continue;
         };
-        let yes = |r: &RunResult| if r.correct { "yes" } else { "no" };
+        let (s, b) = (&s.figures, &b.figures);
+        let yes = |r: &RunFigures| if r.correct { "yes" } else { "no" };
         let _ = writeln!(
             out,
             "| {} | {} ms | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} / {} |",
@@ -207,13 +203,8 @@ fn summary_table(results: &[RunResult], small: &str, big: &str) -> String {
 
 /// The whole markdown report of the scenario.
 pub fn markdown(info: &RunInfo, results: &[RunResult], small: &str, big: &str) -> String {
-    let mut out = String::from("# mailferry: one big folder\n\n");
-    let _ = writeln!(
-        out,
-        "{} · {} · scale {} · `{}`\n",
-        info.date, info.machine, info.scale, info.command
-    );
-    out.push_str(
+    let mut out = info.header(
+        "mailferry: one big folder",
         "One folder (INBOX) of small messages (`SizeMix::small()`, 0.5–8 KB, quirks on) copied \
          IMAP → IMAP by each tool into a fresh Dovecot 2.3, at two sizes in the same run, over \
          **plaintext IMAP on 127.0.0.1 (TLS off for all tools)** through the latency proxy. \
@@ -222,16 +213,14 @@ pub fn markdown(info: &RunInfo, results: &[RunResult], small: &str, big: &str) -
          processes (`/usr/bin/time`); \"correct\" reads both servers back and compares them \
          per folder, after the first run and after the re-run.\n\n",
     );
-    out.push_str("Tools: ");
-    out.push_str(&info.tools.join("; "));
-    out.push_str("\n\n");
     out.push_str(&summary_table(results, small, big));
-    let comparisons = compare_sizes(results, small, big);
+    let comparisons: Vec<String> = compare_sizes(results, small, big)
+        .iter()
+        .map(SizeComparison::line)
+        .collect();
     if !comparisons.is_empty() {
         out.push('\n');
-        for c in &comparisons {
-            let _ = writeln!(out, "- {}", c.line());
-        }
+        out.push_str(&text::bullets(&comparisons));
     }
     out.push_str("\nAll runs:\n\n");
     out.push_str(&report::table(results));
@@ -295,22 +284,14 @@ mod tests {
     use super::*;
 
     fn result(corpus: &str, messages: u64, wall: f64, rss: u64) -> RunResult {
+        let mut figures = RunFigures::sample(messages, messages * 4_000, wall, 1.0);
+        figures.peak_rss_bytes = Some(rss);
         RunResult {
             tool: ToolKind::Mailferry,
             tool_version: "v".into(),
             corpus: corpus.into(),
-            messages,
-            bytes: messages * 4_000,
             latency_ms: 0,
-            wall_secs: wall,
-            cpu_secs: Some(1.0),
-            peak_rss_bytes: Some(rss),
-            exit_code: Some(0),
-            correct: true,
-            verdict: "yes".into(),
-            rerun_secs: Some(0.5),
-            rerun_exit_code: Some(0),
-            notes: vec![],
+            figures,
         }
     }
 
@@ -361,8 +342,8 @@ mod tests {
     #[test]
     fn a_failed_big_run_has_no_rate_ratio() {
         let mut big = result("inbox-200000", 200_000, 10.0, 21_000_000);
-        big.exit_code = Some(1);
-        big.peak_rss_bytes = None;
+        big.figures.exit_code = Some(1);
+        big.figures.peak_rss_bytes = None;
         let results = [result("inbox-5000", 5_000, 5.0, 20_000_000), big];
         let c = compare_sizes(&results, "inbox-5000", "inbox-200000");
         assert_eq!(c[0].rate_ratio, None);

@@ -32,10 +32,11 @@ mod transfers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use mailferry_benches::host;
 
 use crate::report::{RunInfo, RunResult};
 use crate::run::{Corpus, SourceServer};
@@ -103,36 +104,6 @@ pub struct Outcome {
     pub mailferry_ok: bool,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn default_mailferry() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    target.join("release").join("mailferry")
-}
-
-/// CPU model and core count, from /proc/cpuinfo.
-fn machine() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, m)| m.trim())
-        .to_string();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{model}, {cores} cores")
-}
-
-fn now_utc() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    mailferry_core::InternalDate::from_timestamp(secs).to_imap()
-}
-
 /// Which tools run, and lines saying which were skipped and why.
 fn select_tools(args: &Args) -> Result<(Vec<Installed>, Vec<String>)> {
     let mut wanted = Vec::new();
@@ -142,7 +113,10 @@ fn select_tools(args: &Args) -> Result<(Vec<Installed>, Vec<String>)> {
             None => bail!("unknown tool {name:?} (mailferry, mbsync, doveadm, imapsync)"),
         }
     }
-    let mailferry = args.mailferry.clone().unwrap_or_else(default_mailferry);
+    let mailferry = args
+        .mailferry
+        .clone()
+        .unwrap_or_else(host::default_mailferry);
     let mut found = Vec::new();
     let mut lines = Vec::new();
     for kind in ToolKind::ALL {
@@ -213,9 +187,9 @@ pub fn run_cell(
         Ok(r) => {
             println!(
                 "{:.1} s, {:.0} msgs/s, correct: {}",
-                r.wall_secs,
-                r.msgs_per_sec(),
-                r.verdict
+                r.figures.wall_secs,
+                r.figures.msgs_per_sec(),
+                r.figures.verdict
             );
             Some(r)
         }
@@ -233,10 +207,7 @@ pub fn mailferry_ok(results: &[RunResult], expected: usize) -> bool {
         .iter()
         .filter(|r| r.tool == ToolKind::Mailferry)
         .collect();
-    mailferry_runs.len() == expected
-        && mailferry_runs
-            .iter()
-            .all(|r| r.correct && r.exit_code == Some(0) && r.rerun_exit_code == Some(0))
+    mailferry_runs.len() == expected && mailferry_runs.iter().all(|r| r.figures.ok())
 }
 
 /// The `servers` scenario: every tool on each corpus at each latency.
@@ -304,10 +275,7 @@ fn run(args: &Args) -> Result<bool> {
         .name
         .clone()
         .unwrap_or_else(|| args.scenario.default_name().to_string());
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results"));
+    let out_dir = args.out.clone().unwrap_or_else(host::results_dir);
     std::fs::create_dir_all(&out_dir).with_context(|| format!("mkdir {}", out_dir.display()))?;
     let logs = tempfile::Builder::new()
         .prefix("mailferry-compare-logs-")
@@ -317,17 +285,13 @@ fn run(args: &Args) -> Result<bool> {
     println!("TLS is off for all tools: plaintext IMAP on 127.0.0.1 through a latency proxy.");
     println!("Tools: {}", tool_lines.join("; "));
     println!("Tool logs: {}", logs.display());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let rt = host::runtime()?;
     let info = RunInfo {
-        date: now_utc(),
-        machine: machine(),
+        date: host::now_utc(),
+        machine: host::machine(),
         scale: args.scale,
         tools: tool_lines,
-        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        command: host::command_line(),
         scenario: args.scenario.to_string(),
     };
     let setup = Setup {

@@ -14,6 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use mailferry_benches::figures::RunFigures;
+use mailferry_benches::text::one_line;
 
 /// The `/usr/bin/time` format we parse: elapsed, user, system, max RSS in KiB.
 const TIME_FORMAT: &str = "MFTIME %e %U %S %M";
@@ -45,6 +47,31 @@ impl Measured {
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+
+    /// A note that this run (`what`: "first run", "re-run") failed, with the last lines of
+    /// its output; `None` when it succeeded.
+    pub fn failure_note(&self, what: &str) -> Option<String> {
+        (!self.succeeded()).then(|| format!("{what} failed: {}", one_line(&self.log_tail(3))))
+    }
+
+    /// The figures of a copy of `messages` messages and `bytes` bytes whose first run this was
+    /// and whose no-change re-run is `rerun` (`None`: not re-run, which counts as a clean
+    /// exit). Not judged yet (not correct, no verdict, no notes): the caller fills that in.
+    pub fn figures(&self, messages: u64, bytes: u64, rerun: Option<&Measured>) -> RunFigures {
+        RunFigures {
+            messages,
+            bytes,
+            wall_secs: self.wall.as_secs_f64(),
+            cpu_secs: self.cpu_secs,
+            peak_rss_bytes: self.peak_rss_bytes,
+            exit_code: self.exit_code,
+            correct: false,
+            verdict: String::new(),
+            rerun_secs: rerun.map(|r| r.wall.as_secs_f64()),
+            rerun_exit_code: rerun.map_or(Some(0), |r| r.exit_code),
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// `/usr/bin/time`, if installed.
@@ -75,6 +102,7 @@ pub fn run_measured(
 ) -> Result<Measured> {
     let time_out = log.with_extension("time");
     let _ = fs::remove_file(&time_out);
+    mailferry_benches::host::sync_file_systems();
     let timer = time_binary();
     let mut cmd = match &timer {
         Some(time) => {

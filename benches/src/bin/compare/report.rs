@@ -5,8 +5,10 @@
 //! tool), so a tool that skipped mail does not look faster per message it did copy. MB is
 //! 10^6 bytes everywhere. Unknown figures (no `/usr/bin/time`) print as "n/a", never as 0.
 
-use std::fmt::Write as _;
+use std::fmt;
 
+use mailferry_benches::figures::RunFigures;
+use mailferry_benches::text;
 use serde::Serialize;
 
 use crate::tools::ToolKind;
@@ -20,42 +22,11 @@ pub struct RunResult {
     pub tool_version: String,
     /// `typical` or `heavy`.
     pub corpus: String,
-    /// Messages in the source.
-    pub messages: u64,
-    /// Canonical bytes in the source.
-    pub bytes: u64,
     /// Added round-trip time, ms.
     pub latency_ms: u64,
-    /// Wall time of the first run, seconds.
-    pub wall_secs: f64,
-    /// User + system CPU seconds of the tool's processes.
-    pub cpu_secs: Option<f64>,
-    /// Peak resident set, bytes.
-    pub peak_rss_bytes: Option<u64>,
-    /// Exit code of the first run.
-    pub exit_code: Option<i32>,
-    /// Whether the target equals the source (after the first run and after the re-run).
-    pub correct: bool,
-    /// "yes" or "no: reasons".
-    pub verdict: String,
-    /// Wall time of the no-change re-run, seconds.
-    pub rerun_secs: Option<f64>,
-    /// Exit code of the re-run.
-    pub rerun_exit_code: Option<i32>,
-    /// Anything else worth a line (tool's own counts, failures).
-    pub notes: Vec<String>,
-}
-
-impl RunResult {
-    /// Messages per second.
-    pub fn msgs_per_sec(&self) -> f64 {
-        self.messages as f64 / self.wall_secs.max(1e-9)
-    }
-
-    /// MB (10^6 bytes) per second.
-    pub fn mb_per_sec(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.wall_secs.max(1e-9)
-    }
+    /// What the run measured and how it was judged (flat in the JSON).
+    #[serde(flatten)]
+    pub figures: RunFigures,
 }
 
 /// How the run was set up, for the report's header.
@@ -75,58 +46,48 @@ pub struct RunInfo {
     pub scenario: String,
 }
 
-/// A figure with `digits` decimals, or `n/a` when unknown.
-pub fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or_else(|| "n/a".into(), |x| format!("{x:.digits$}"))
+impl RunInfo {
+    /// The top of a scenario's report: the `# title`, when, where and how it ran, `about`
+    /// (what the scenario does, ending in a blank line) and the tools.
+    pub fn header(&self, title: &str, about: &str) -> String {
+        format!(
+            "# {title}\n\n{} · {} · scale {} · `{}`\n\n{about}Tools: {}\n\n",
+            self.date,
+            self.machine,
+            self.scale,
+            self.command,
+            self.tools.join("; ")
+        )
+    }
 }
 
-/// Formats a rate with sensible precision.
-pub fn rate(x: f64) -> String {
-    if x >= 100.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.1}")
-    }
+/// The header of a table of runs (this scenario's and the transfers').
+pub const TABLE_HEAD: &str = concat!(
+    "| tool | corpus | latency | msgs/s | MB/s | CPU s | peak RSS MB | correct | re-run s |\n",
+    "|---|---|---:|---:|---:|---:|---:|---|---:|\n",
+);
+
+/// One row of a table of runs: `tool` on `corpus` at `latency_ms`.
+pub fn table_row(
+    tool: &dyn fmt::Display,
+    corpus: &str,
+    latency_ms: u64,
+    figures: &RunFigures,
+) -> String {
+    format!(
+        "| {tool} | {} | {latency_ms} ms | {} |\n",
+        figures.source_cell(corpus),
+        figures.cells()
+    )
 }
 
 /// The markdown table.
 pub fn table(results: &[RunResult]) -> String {
-    let mut out = String::from(
-        "| tool | corpus | latency | msgs/s | MB/s | CPU s | peak RSS MB | correct | re-run s |\n\
-         |---|---|---:|---:|---:|---:|---:|---|---:|\n",
-    );
+    let mut out = String::from(TABLE_HEAD);
     for r in results {
-        let mut correct = r.verdict.replace('|', "\\|");
-        if r.exit_code != Some(0) {
-            correct = format!("{correct} (exit {})", opt_code(r.exit_code));
-        }
-        let rerun = match (r.rerun_secs, r.rerun_exit_code) {
-            (Some(s), Some(0)) => format!("{s:.2}"),
-            (Some(s), code) => format!("{s:.2} (exit {})", opt_code(code)),
-            (None, _) => "n/a".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} ({} msgs, {:.0} MB) | {} ms | {} | {} | {} | {} | {} | {} |",
-            r.tool,
-            r.corpus,
-            r.messages,
-            r.bytes as f64 / 1e6,
-            r.latency_ms,
-            rate(r.msgs_per_sec()),
-            rate(r.mb_per_sec()),
-            opt(r.cpu_secs, 2),
-            opt(r.peak_rss_bytes.map(|b| b as f64 / 1e6), 0),
-            correct,
-            rerun,
-        );
+        out.push_str(&table_row(&r.tool, &r.corpus, r.latency_ms, &r.figures));
     }
     out
-}
-
-/// An exit code, or `signal` when the process was killed.
-pub fn opt_code(code: Option<i32>) -> String {
-    code.map_or_else(|| "signal".into(), |c| c.to_string())
 }
 
 /// Ratio lines: mailferry vs each peer per corpus × latency (rate and CPU), and mailferry at
@@ -142,17 +103,13 @@ pub fn ratios(results: &[RunResult]) -> Vec<String> {
         let Some(m) = mine(&peer.corpus, peer.latency_ms) else {
             continue;
         };
-        let cpu = match (m.cpu_secs, peer.cpu_secs) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}× the CPU", a / b),
-            _ => "CPU n/a".into(),
-        };
         lines.push(format!(
             "mailferry vs {} ({}, {} ms): {:.2}× the msgs/s, {}",
             peer.tool,
             peer.corpus,
             peer.latency_ms,
-            m.msgs_per_sec() / peer.msgs_per_sec().max(1e-9),
-            cpu
+            m.figures.rate_vs(&peer.figures),
+            m.figures.cpu_vs(&peer.figures)
         ));
     }
     for m in results
@@ -164,7 +121,7 @@ pub fn ratios(results: &[RunResult]) -> Vec<String> {
                 "mailferry {} ms vs 0 ms ({}): {:.2}× the msgs/s",
                 m.latency_ms,
                 m.corpus,
-                m.msgs_per_sec() / zero.msgs_per_sec().max(1e-9)
+                m.figures.rate_vs(&zero.figures)
             ));
         }
     }
@@ -173,13 +130,8 @@ pub fn ratios(results: &[RunResult]) -> Vec<String> {
 
 /// The whole markdown report.
 pub fn markdown(info: &RunInfo, results: &[RunResult]) -> String {
-    let mut out = String::from("# mailferry side by side\n\n");
-    let _ = writeln!(
-        out,
-        "{} · {} · scale {} · `{}`\n",
-        info.date, info.machine, info.scale, info.command
-    );
-    out.push_str(
+    let mut out = info.header(
+        "mailferry side by side",
         "All tools copy the same generated corpus from one Dovecot 2.3 to a fresh Dovecot per \
          run, over **plaintext IMAP on 127.0.0.1 (TLS is off for all tools)**, both servers \
          behind the same latency proxy. `doveadm` reads the source over IMAP (imapc) but writes \
@@ -188,16 +140,11 @@ pub fn markdown(info: &RunInfo, results: &[RunResult]) -> String {
          \"correct\" compares both servers read back per folder (checksums of the canonical \
          bytes, flags + keywords, internal dates), after the first run and after the re-run.\n\n",
     );
-    out.push_str("Tools: ");
-    out.push_str(&info.tools.join("; "));
-    out.push_str("\n\n");
     out.push_str(&table(results));
     let ratios = ratios(results);
     if !ratios.is_empty() {
         out.push('\n');
-        for line in ratios {
-            let _ = writeln!(out, "- {line}");
-        }
+        out.push_str(&text::bullets(&ratios));
     }
     out.push_str(&notes(results));
     out
@@ -207,21 +154,18 @@ pub fn markdown(info: &RunInfo, results: &[RunResult]) -> String {
 pub fn notes(results: &[RunResult]) -> String {
     let notes: Vec<String> = results
         .iter()
-        .filter(|r| !r.notes.is_empty())
+        .filter(|r| !r.figures.notes.is_empty())
         .map(|r| {
             format!(
-                "- {} {} {} ms: {}",
+                "{} {} {} ms: {}",
                 r.tool,
                 r.corpus,
                 r.latency_ms,
-                r.notes.join("; ")
+                r.figures.notes.join("; ")
             )
         })
         .collect();
-    if notes.is_empty() {
-        return String::new();
-    }
-    format!("\nNotes:\n{}\n", notes.join("\n"))
+    text::notes_section(&notes)
 }
 
 #[cfg(test)]
@@ -233,27 +177,17 @@ mod tests {
             tool,
             tool_version: "v".into(),
             corpus: "typical".into(),
-            messages: 1000,
-            bytes: 45_000_000,
             latency_ms,
-            wall_secs,
-            cpu_secs: Some(cpu),
-            peak_rss_bytes: Some(30_000_000),
-            exit_code: Some(0),
-            correct: true,
-            verdict: "yes".into(),
-            rerun_secs: Some(0.5),
-            rerun_exit_code: Some(0),
-            notes: vec![],
+            figures: RunFigures::sample(1000, 45_000_000, wall_secs, cpu),
         }
     }
 
     #[test]
     fn table_rows_carry_rates_and_verdicts() {
         let mut peer = result(ToolKind::Mbsync, 20, 10.0, 4.0);
-        peer.verdict = "no: 3 keywords lost | x".into();
-        peer.correct = false;
-        peer.cpu_secs = None;
+        peer.figures.verdict = "no: 3 keywords lost | x".into();
+        peer.figures.correct = false;
+        peer.figures.cpu_secs = None;
         let t = table(&[result(ToolKind::Mailferry, 0, 2.0, 1.0), peer]);
         assert!(
             t.contains("| mailferry | typical (1000 msgs, 45 MB) | 0 ms | 500 | 22.5 | 1.00 | 30 | yes | 0.50 |"),
@@ -286,9 +220,45 @@ mod tests {
     #[test]
     fn a_failed_run_shows_its_exit_code() {
         let mut r = result(ToolKind::Doveadm, 0, 1.0, 1.0);
-        r.exit_code = Some(75);
-        r.rerun_exit_code = None;
+        r.figures.exit_code = Some(75);
+        r.figures.rerun_exit_code = None;
         let t = table(&[r]);
         assert!(t.contains("yes (exit 75) | 0.50 (exit signal) |"), "{t}");
+    }
+
+    #[test]
+    fn json_rows_stay_flat() {
+        let mut r = result(ToolKind::Mailferry, 0, 2.0, 1.0);
+        r.figures.cpu_secs = None;
+        let json = serde_json::to_value(&r).expect("json");
+        let keys: Vec<&str> = json
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "bytes",
+                "corpus",
+                "correct",
+                "cpu_secs",
+                "exit_code",
+                "latency_ms",
+                "messages",
+                "notes",
+                "peak_rss_bytes",
+                "rerun_exit_code",
+                "rerun_secs",
+                "tool",
+                "tool_version",
+                "verdict",
+                "wall_secs",
+            ]
+        );
+        assert_eq!(json["tool"], "mailferry");
+        assert_eq!(json["messages"], 1000);
+        assert!(json["cpu_secs"].is_null(), "{json}");
     }
 }

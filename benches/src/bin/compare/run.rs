@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use mailferry_benches::figures::RunFigures;
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
 use mailferry_testkit::{Dovecot, DovecotOptions, Proxy, ProxyOptions};
 use tokio::runtime::Runtime;
@@ -149,13 +150,7 @@ pub fn run_tool(
         )
     };
     let first = run("first")?;
-    let mut notes = Vec::new();
-    if !first.succeeded() {
-        notes.push(format!(
-            "first run failed: {}",
-            one_line(&first.log_tail(3))
-        ));
-    }
+    let mut notes: Vec<String> = first.failure_note("first run").into_iter().collect();
     if tool.kind == ToolKind::Mailferry {
         notes.extend(tools::mailferry_report_notes(
             work.path(),
@@ -164,15 +159,10 @@ pub fn run_tool(
     }
     let after_first = verify(rt, &source.snapshot, &target, &user, &password)?;
     let rerun = run("rerun")?;
-    if !rerun.succeeded() {
-        notes.push(format!("re-run failed: {}", one_line(&rerun.log_tail(3))));
-    }
+    notes.extend(rerun.failure_note("re-run"));
     if tool.kind == ToolKind::Mailferry {
         // Expecting 0 copied: anything copied on an unchanged pair is worth a note.
-        let rerun_notes = tools::mailferry_report_notes(work.path(), 0);
-        if rerun_notes.iter().any(|n| n.starts_with("copied")) {
-            notes.push(format!("re-run: {}", rerun_notes.join(", ")));
-        }
+        notes.extend(tools::mailferry_rerun_note(work.path()));
     }
     let after_rerun = verify(rt, &source.snapshot, &target, &user, &password)?;
     let mut verdict = after_first.summary();
@@ -180,52 +170,37 @@ pub fn run_tool(
         verdict = format!("{verdict}; after re-run: {}", after_rerun.summary());
     }
     if tool.kind == ToolKind::Doveadm {
-        let log = work.path().join("doveadm.log");
-        let errors: Vec<String> = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("Error:") || l.contains("Fatal:"))
-            .take(2)
-            .map(str::to_string)
-            .collect();
-        if !errors.is_empty() {
-            notes.push(format!("doveadm log: {}", errors.join(" / ")));
-        }
+        notes.extend(tools::doveadm_log_errors(&work.path().join("doveadm.log")));
     }
-    let server_errors = target.log_errors();
-    if !server_errors.is_empty() {
-        notes.push(format!(
-            "target Dovecot logged {} errors, first: {}",
-            server_errors.len(),
-            server_errors[0]
-        ));
-    }
+    notes.extend(server_errors(&target));
     Ok(RunResult {
         tool: tool.kind,
         tool_version: tool.version.clone(),
         corpus: corpus.name.clone(),
-        messages: source.snapshot.messages(),
-        bytes: source.snapshot.bytes(),
         latency_ms: rtt.as_millis() as u64,
-        wall_secs: first.wall.as_secs_f64(),
-        cpu_secs: first.cpu_secs,
-        peak_rss_bytes: first.peak_rss_bytes,
-        exit_code: first.exit_code,
-        correct: after_first.correct() && after_rerun.correct(),
-        verdict,
-        rerun_secs: Some(rerun.wall.as_secs_f64()),
-        rerun_exit_code: rerun.exit_code,
-        notes,
+        figures: RunFigures {
+            correct: after_first.correct() && after_rerun.correct(),
+            verdict,
+            notes,
+            ..first.figures(
+                source.snapshot.messages(),
+                source.snapshot.bytes(),
+                Some(&rerun),
+            )
+        },
     })
 }
 
-/// A multi-line tool output as one line (for a note).
-pub fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" / ")
+/// The target Dovecot's error lines, as a note.
+pub fn server_errors(target: &Dovecot) -> Vec<String> {
+    let errors = target.log_errors();
+    match errors.first() {
+        Some(first) => vec![format!(
+            "target Dovecot logged {} errors, first: {first}",
+            errors.len()
+        )],
+        None => Vec::new(),
+    }
 }
 
 /// Reads the target directly (not through the proxy) and compares it with the source.
@@ -264,11 +239,7 @@ mod tests {
         if !mailferry_testkit::require_dovecot() {
             return;
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = mailferry_benches::host::runtime().expect("runtime");
         let corpus = corpus("typical", 0.01).expect("typical");
         let source = start_source(&rt, &corpus).expect("source");
         let keywords: usize = source

@@ -19,9 +19,9 @@ use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+use mailferry_benches::host::{self, version_of};
 
 /// A tool under comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -114,33 +114,9 @@ impl fmt::Debug for Invocation {
     }
 }
 
-/// First line of `program args` output (stdout, else stderr), if it runs.
-fn version_of(program: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    let text = if out.stdout.is_empty() {
-        out.stderr
-    } else {
-        out.stdout
-    };
-    let line = String::from_utf8_lossy(&text)
-        .lines()
-        .next()?
-        .trim()
-        .to_string();
-    (!line.is_empty()).then_some(line)
-}
-
 /// `name` in `$PATH` (or `fallback` if it is a file).
 fn which(name: &str, fallback: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .or_else(|| Some(PathBuf::from(fallback)).filter(|p| p.is_file()))
+    host::which(name).or_else(|| Some(PathBuf::from(fallback)).filter(|p| p.is_file()))
 }
 
 /// Looks for `kind`; `mailferry` is the given binary. `None` = not installed (skipped, said
@@ -329,6 +305,32 @@ pub fn mailferry_report_notes(work: &Path, expected_copied: u64) -> Vec<String> 
         notes.push(format!("outcome {outcome}"));
     }
     notes
+}
+
+/// Error lines of a doveadm log, for a note.
+pub fn doveadm_log_errors(log: &Path) -> Vec<String> {
+    let errors: Vec<String> = fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Error:") || l.contains("Fatal:"))
+        .take(2)
+        .map(str::to_string)
+        .collect();
+    if errors.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("doveadm log: {}", errors.join(" / "))]
+    }
+}
+
+/// A note when mailferry's report in `work` says a no-change re-run copied anything (it
+/// should copy nothing), with the report's counts; `None` otherwise.
+pub fn mailferry_rerun_note(work: &Path) -> Option<String> {
+    let notes = mailferry_report_notes(work, 0);
+    notes
+        .iter()
+        .any(|n| n.starts_with("copied"))
+        .then(|| format!("re-run: {}", notes.join(", ")))
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use mailferry_benches::figures::RunFigures;
+use mailferry_benches::text::{self, one_line};
 use mailferry_core::FolderPath;
 use mailferry_maildir::{Maildir, MaildirOptions};
 use mailferry_testkit::{Dovecot, DovecotOptions, Proxy};
@@ -51,7 +53,7 @@ use serde::Serialize;
 use crate::diff::{Verdict, compare};
 use crate::measure::{Measured, run_measured};
 use crate::report::{self, RunInfo, RunResult};
-use crate::run::{self, Corpus, SourceServer, one_line};
+use crate::run::{self, Corpus, SourceServer};
 use crate::scenario::{ratio, times};
 use crate::snapshot::{Snapshot, read_server, read_source};
 use crate::tools::{self, Endpoints, Installed, Invocation, ToolKind};
@@ -76,48 +78,15 @@ pub struct TransferRun {
     pub mailferry: bool,
     /// `typical` or `heavy`.
     pub corpus: String,
-    /// Messages in the source.
-    pub messages: u64,
-    /// Canonical bytes in the source.
-    pub bytes: u64,
     /// Added round-trip time, ms.
     pub latency_ms: u64,
-    /// Wall time of the first run, seconds.
-    pub wall_secs: f64,
-    /// User + system CPU seconds of the tool's processes.
-    pub cpu_secs: Option<f64>,
-    /// Peak resident set, bytes.
-    pub peak_rss_bytes: Option<u64>,
-    /// Exit code of the first run.
-    pub exit_code: Option<i32>,
-    /// Whether the result equals the source (after the first run and after the re-run).
-    pub correct: bool,
-    /// "yes" or "no: reasons".
-    pub verdict: String,
-    /// Wall time of the no-change re-run (`None`: not incremental, not re-run).
-    pub rerun_secs: Option<f64>,
-    /// Exit code of the re-run.
-    pub rerun_exit_code: Option<i32>,
-    /// Anything else worth a line.
-    pub notes: Vec<String>,
+    /// What the run measured and how it was judged against the source (flat in the JSON; no
+    /// re-run time for a copy that is not incremental).
+    #[serde(flatten)]
+    pub figures: RunFigures,
 }
 
 impl TransferRun {
-    /// Messages per second.
-    pub fn msgs_per_sec(&self) -> f64 {
-        self.messages as f64 / self.wall_secs.max(1e-9)
-    }
-
-    /// MB (10^6 bytes) per second.
-    pub fn mb_per_sec(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.wall_secs.max(1e-9)
-    }
-
-    /// Whether a mailferry row ran, exited 0 (and 0 on its re-run) and verified.
-    pub fn ok(&self) -> bool {
-        self.correct && self.exit_code == Some(0) && self.rerun_exit_code == Some(0)
-    }
-
     /// A servers-scenario cell as a row of `transfer` labelled `tool`.
     pub fn from_cell(transfer: &str, tool: &str, r: RunResult) -> TransferRun {
         TransferRun {
@@ -125,53 +94,22 @@ impl TransferRun {
             tool: tool.into(),
             mailferry: r.tool == ToolKind::Mailferry,
             corpus: r.corpus,
-            messages: r.messages,
-            bytes: r.bytes,
             latency_ms: r.latency_ms,
-            wall_secs: r.wall_secs,
-            cpu_secs: r.cpu_secs,
-            peak_rss_bytes: r.peak_rss_bytes,
-            exit_code: r.exit_code,
-            correct: r.correct,
-            verdict: r.verdict,
-            rerun_secs: r.rerun_secs,
-            rerun_exit_code: r.rerun_exit_code,
-            notes: r.notes,
+            figures: r.figures,
         }
     }
 }
 
 /// One transfer's table.
 pub fn table(rows: &[&TransferRun]) -> String {
-    let mut out = String::from(
-        "| tool | corpus | latency | msgs/s | MB/s | CPU s | peak RSS MB | correct | re-run s |\n\
-         |---|---|---:|---:|---:|---:|---:|---|---:|\n",
-    );
+    let mut out = String::from(report::TABLE_HEAD);
     for r in rows {
-        let mut correct = r.verdict.replace('|', "\\|");
-        if r.exit_code != Some(0) {
-            correct = format!("{correct} (exit {})", report::opt_code(r.exit_code));
-        }
-        let rerun = match (r.rerun_secs, r.rerun_exit_code) {
-            (Some(s), Some(0)) => format!("{s:.2}"),
-            (Some(s), code) => format!("{s:.2} (exit {})", report::opt_code(code)),
-            (None, _) => "n/a".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} ({} msgs, {:.0} MB) | {} ms | {} | {} | {} | {} | {} | {} |",
-            r.tool,
-            r.corpus,
-            r.messages,
-            r.bytes as f64 / 1e6,
+        out.push_str(&report::table_row(
+            &r.tool,
+            &r.corpus,
             r.latency_ms,
-            report::rate(r.msgs_per_sec()),
-            report::rate(r.mb_per_sec()),
-            report::opt(r.cpu_secs, 2),
-            report::opt(r.peak_rss_bytes.map(|b| b as f64 / 1e6), 0),
-            correct,
-            rerun,
-        );
+            &r.figures,
+        ));
     }
     out
 }
@@ -180,7 +118,7 @@ pub fn table(rows: &[&TransferRun]) -> String {
 /// row's (`mailferry mbox → IMAP vs mailferry IMAP→IMAP (typical, 0 ms): 0.95×`). A row that
 /// failed has no rate to compare ("n/a").
 pub fn ratio_lines(rows: &[TransferRun]) -> Vec<String> {
-    let rate = |r: &TransferRun| (r.exit_code == Some(0)).then(|| r.msgs_per_sec());
+    let rate = |r: &TransferRun| (r.figures.exit_code == Some(0)).then(|| r.figures.msgs_per_sec());
     let mut lines = Vec::new();
     for m in rows.iter().filter(|r| r.tool == MAILFERRY) {
         for peer in rows.iter().filter(|r| {
@@ -205,13 +143,8 @@ pub fn ratio_lines(rows: &[TransferRun]) -> Vec<String> {
 
 /// The whole markdown report.
 pub fn markdown(info: &RunInfo, rows: &[TransferRun], prep_notes: &[String]) -> String {
-    let mut out = String::from("# mailferry: local stores ↔ servers\n\n");
-    let _ = writeln!(
-        out,
-        "{} · {} · scale {} · `{}`\n",
-        info.date, info.machine, info.scale, info.command
-    );
-    out.push_str(
+    let mut out = info.header(
+        "mailferry: local stores ↔ servers",
         "**mbox → IMAP**: `mailferry copy mbox:DIR imap://…` into a fresh Dovecot 2.3, against \
          `mailferry IMAP→IMAP` from the same corpus into another fresh Dovecot (what the target \
          accepts over IMAP) and `doveadm import` of the same mbox files (writes the target's \
@@ -226,9 +159,6 @@ pub fn markdown(info: &RunInfo, rows: &[TransferRun], prep_notes: &[String]) -> 
          per folder with the source server (checksums of the canonical bytes, flags + \
          keywords, internal dates), after the first run and after the re-run.\n\n",
     );
-    out.push_str("Tools: ");
-    out.push_str(&info.tools.join("; "));
-    out.push_str("\n\n");
     for transfer in [MBOX_TO_IMAP, IMAP_TO_MAILDIR] {
         let these: Vec<&TransferRun> = rows.iter().filter(|r| r.transfer == transfer).collect();
         if these.is_empty() {
@@ -238,28 +168,23 @@ pub fn markdown(info: &RunInfo, rows: &[TransferRun], prep_notes: &[String]) -> 
         out.push_str(&table(&these));
         out.push('\n');
     }
-    let lines = ratio_lines(rows);
-    if !lines.is_empty() {
-        for line in lines {
-            let _ = writeln!(out, "- {line}");
-        }
-    }
-    let mut notes: Vec<String> = prep_notes.iter().map(|n| format!("- {n}")).collect();
-    notes.extend(rows.iter().filter(|r| !r.notes.is_empty()).map(|r| {
-        format!(
-            "- {} {} {} {} ms: {}",
-            r.transfer,
-            r.tool,
-            r.corpus,
-            r.latency_ms,
-            r.notes.join("; ")
-        )
-    }));
-    if !notes.is_empty() {
-        out.push_str("\nNotes:\n");
-        out.push_str(&notes.join("\n"));
-        out.push('\n');
-    }
+    out.push_str(&text::bullets(&ratio_lines(rows)));
+    let mut notes = prep_notes.to_vec();
+    notes.extend(
+        rows.iter()
+            .filter(|r| !r.figures.notes.is_empty())
+            .map(|r| {
+                format!(
+                    "{} {} {} {} ms: {}",
+                    r.transfer,
+                    r.tool,
+                    r.corpus,
+                    r.latency_ms,
+                    r.figures.notes.join("; ")
+                )
+            }),
+    );
+    out.push_str(&text::notes_section(&notes));
     out
 }
 
@@ -323,32 +248,20 @@ fn run_job(cell: &Cell<'_>, job: Job<'_>) -> Result<TransferRun> {
     let expected = cell.source.snapshot.messages();
     let verify = || -> Result<Verdict> { Ok(compare(&cell.source.snapshot, &(job.read_back)()?)) };
     let first = measure("first")?;
-    let mut notes = Vec::new();
-    if !first.succeeded() {
-        notes.push(format!(
-            "first run failed: {}",
-            one_line(&first.log_tail(3))
-        ));
-    }
+    let mut notes: Vec<String> = first.failure_note("first run").into_iter().collect();
     if let Some(work) = &job.mailferry_work {
         notes.extend(tools::mailferry_report_notes(work, expected));
     }
     let after_first = verify()?;
     // Not incremental (nothing to re-run): the first run's figures decide alone.
-    let (mut rerun_secs, mut rerun_exit_code, mut after_rerun) = (None, Some(0), None);
+    let (mut rerun, mut after_rerun) = (None, None);
     if job.rerun {
-        let rerun = measure("rerun")?;
-        if !rerun.succeeded() {
-            notes.push(format!("re-run failed: {}", one_line(&rerun.log_tail(3))));
-        }
+        let again = measure("rerun")?;
+        notes.extend(again.failure_note("re-run"));
         if let Some(work) = &job.mailferry_work {
-            let rerun_notes = tools::mailferry_report_notes(work, 0);
-            if rerun_notes.iter().any(|n| n.starts_with("copied")) {
-                notes.push(format!("re-run: {}", rerun_notes.join(", ")));
-            }
+            notes.extend(tools::mailferry_rerun_note(work));
         }
-        rerun_secs = Some(rerun.wall.as_secs_f64());
-        rerun_exit_code = rerun.exit_code;
+        rerun = Some(again);
         after_rerun = Some(verify()?);
     } else {
         notes.push("not incremental: no re-run".into());
@@ -363,24 +276,19 @@ fn run_job(cell: &Cell<'_>, job: Job<'_>) -> Result<TransferRun> {
         tool: job.tool,
         mailferry: job.mailferry,
         corpus: cell.corpus.name.clone(),
-        messages: expected,
-        bytes: cell.source.snapshot.bytes(),
         latency_ms: cell.rtt.as_millis() as u64,
-        wall_secs: first.wall.as_secs_f64(),
-        cpu_secs: first.cpu_secs,
-        peak_rss_bytes: first.peak_rss_bytes,
-        exit_code: first.exit_code,
-        correct: after_first.correct() && after_rerun.is_none_or(|v| v.correct()),
-        verdict,
-        rerun_secs,
-        rerun_exit_code,
-        notes,
+        figures: RunFigures {
+            correct: after_first.correct() && after_rerun.is_none_or(|v| v.correct()),
+            verdict,
+            notes,
+            ..first.figures(expected, cell.source.snapshot.bytes(), rerun.as_ref())
+        },
     };
     println!(
         "{:.1} s, {:.0} msgs/s, correct: {}",
-        row.wall_secs,
-        row.msgs_per_sec(),
-        row.verdict
+        row.figures.wall_secs,
+        row.figures.msgs_per_sec(),
+        row.figures.verdict
     );
     Ok(row)
 }
@@ -452,22 +360,6 @@ fn chown_tree(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Error lines of a doveadm log, for a note.
-fn doveadm_log_errors(log: &Path) -> Vec<String> {
-    let errors: Vec<String> = fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("Error:") || l.contains("Fatal:"))
-        .take(2)
-        .map(str::to_string)
-        .collect();
-    if errors.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!("doveadm log: {}", errors.join(" / "))]
-    }
 }
 
 /// Copies mailferry's Thunderbird-style mbox tree into the layout Dovecot's `mbox:` driver
@@ -568,7 +460,7 @@ fn mbox_to_imap(
                             .rt
                             .block_on(read_server(target.imap_port(), user, password))
                     }),
-                    after: Box::new(|| server_errors(&target)),
+                    after: Box::new(|| run::server_errors(&target)),
                 };
                 rows.push(run_job(cell, job)?);
                 // The floor: the same corpus IMAP → IMAP into another fresh target.
@@ -630,8 +522,8 @@ fn mbox_to_imap(
                             .block_on(read_server(target.imap_port(), user, password))
                     }),
                     after: Box::new(|| {
-                        let mut notes = doveadm_log_errors(&log);
-                        notes.extend(server_errors(&target));
+                        let mut notes = tools::doveadm_log_errors(&log);
+                        notes.extend(run::server_errors(&target));
                         notes
                     }),
                 };
@@ -644,18 +536,6 @@ fn mbox_to_imap(
         }
     }
     Ok(())
-}
-
-/// The target Dovecot's error lines, as a note.
-fn server_errors(target: &Dovecot) -> Vec<String> {
-    let errors = target.log_errors();
-    match errors.first() {
-        Some(first) => vec![format!(
-            "target Dovecot logged {} errors, first: {first}",
-            errors.len()
-        )],
-        None => Vec::new(),
-    }
 }
 
 /// The IMAP → Maildir rows of one cell.
@@ -751,7 +631,7 @@ fn imap_to_maildir(
                     rerun: true,
                     mailferry_work: None,
                     read_back,
-                    after: Box::new(move || doveadm_log_errors(&log)),
+                    after: Box::new(move || tools::doveadm_log_errors(&log)),
                 }
             }
             ToolKind::Imapsync => continue,
@@ -822,7 +702,7 @@ fn prepare_mbox(setup: &Setup, source: &SourceServer, mbox: &Path) -> Result<Str
     if !m.succeeded() {
         bail!(
             "writing the mbox input failed (exit {}): {}",
-            report::opt_code(m.exit_code),
+            text::exit_code(m.exit_code),
             one_line(&m.log_tail(3))
         );
     }
@@ -887,7 +767,8 @@ pub fn run(setup: &Setup, info: &RunInfo) -> Result<Outcome> {
         }
     }
     let mailferry_rows: Vec<&TransferRun> = rows.iter().filter(|r| r.mailferry).collect();
-    let mailferry_ok = mailferry_rows.len() == expected && mailferry_rows.iter().all(|r| r.ok());
+    let mailferry_ok =
+        mailferry_rows.len() == expected && mailferry_rows.iter().all(|r| r.figures.ok());
     let lines = ratio_lines(&rows);
     Ok(Outcome {
         markdown: markdown(info, &rows, &prep_notes),
@@ -911,25 +792,15 @@ mod tests {
             tool: tool.into(),
             mailferry: tool.starts_with("mailferry"),
             corpus: "typical".into(),
-            messages: 1000,
-            bytes: 45_000_000,
             latency_ms: 0,
-            wall_secs: wall,
-            cpu_secs: Some(1.0),
-            peak_rss_bytes: Some(30_000_000),
-            exit_code: Some(0),
-            correct: true,
-            verdict: "yes".into(),
-            rerun_secs: Some(0.5),
-            rerun_exit_code: Some(0),
-            notes: vec![],
+            figures: RunFigures::sample(1000, 45_000_000, wall, 1.0),
         }
     }
 
     #[test]
     fn mailferry_is_compared_with_every_other_row_of_its_transfer_only() {
         let mut failed = row(IMAP_TO_MAILDIR, "doveadm backup", 1.0);
-        failed.exit_code = Some(75);
+        failed.figures.exit_code = Some(75);
         let lines = ratio_lines(&[
             row(MBOX_TO_IMAP, MAILFERRY, 2.0),
             row(MBOX_TO_IMAP, "mailferry IMAP→IMAP", 1.9),
@@ -952,16 +823,16 @@ mod tests {
     #[test]
     fn rows_without_a_rerun_say_so_and_count_as_ok() {
         let mut r = row(IMAP_TO_MAILDIR, "cp -a", 0.5);
-        r.rerun_secs = None;
+        r.figures.rerun_secs = None;
         let t = table(&[&r]);
         assert!(
             t.contains("| cp -a | typical (1000 msgs, 45 MB) | 0 ms | 2000 | 90.0 | 1.00 | 30 | yes | n/a |"),
             "{t}"
         );
-        assert!(r.ok());
-        r.verdict = "no: 3 keywords lost".into();
-        r.correct = false;
-        assert!(!r.ok());
+        assert!(r.figures.ok());
+        r.figures.verdict = "no: 3 keywords lost".into();
+        r.figures.correct = false;
+        assert!(!r.figures.ok());
     }
 
     #[test]

@@ -38,10 +38,12 @@ mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use mailferry_benches::host;
+use mailferry_benches::text::opt;
 
 use crate::report::{BigRun, LocalRun, RunInfo};
 use crate::run::Case;
@@ -74,44 +76,6 @@ struct Args {
     /// Base name of the output file.
     #[arg(long, default_value = "local")]
     name: String,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn default_mailferry() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    target.join("release").join("mailferry")
-}
-
-/// CPU model and core count, from /proc/cpuinfo.
-fn machine() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, m)| m.trim())
-        .to_string();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{model}, {cores} cores")
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn now_utc() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    mailferry_core::InternalDate::from_timestamp(secs).to_imap()
 }
 
 /// Free bytes on the file system holding `dir`, from `df` (std has no statvfs, and the
@@ -225,16 +189,17 @@ fn local_runs(
         if case.tool == "mbsync" {
             let renamed = run::files_with_uid_field(&src_maildir);
             if renamed > 0 {
-                r.notes
+                r.figures
+                    .notes
                     .push(format!("renamed {renamed} source files (adds `,U=` UIDs)"));
             }
         }
         println!(
-            "{:.1} s, {:.0} msgs/s, correct: {}; re-run {:.2} s",
-            r.wall_secs,
-            r.msgs_per_sec(),
-            r.verdict,
-            r.rerun_secs
+            "{:.1} s, {:.0} msgs/s, correct: {}; re-run {} s",
+            r.figures.wall_secs,
+            r.figures.msgs_per_sec(),
+            r.figures.verdict,
+            opt(r.figures.rerun_secs, 2)
         );
         runs.push(r);
         // The target is judged; keep the disk free for the next case.
@@ -309,14 +274,17 @@ fn big_run(
 }
 
 fn run(args: &Args) -> Result<bool> {
-    let mailferry = args.mailferry.clone().unwrap_or_else(default_mailferry);
+    let mailferry = args
+        .mailferry
+        .clone()
+        .unwrap_or_else(host::default_mailferry);
     let Some(mailferry_version) = tools::version(&mailferry) else {
         bail!(
             "mailferry not runnable at {} (cargo build --release -p mailferry-cli)",
             mailferry.display()
         );
     };
-    let load = load_average();
+    let load = host::load_average();
     let mbsync = tools::find_mbsync();
     let mut tool_lines = vec![mailferry_version];
     match mbsync.as_deref().and_then(tools::version) {
@@ -326,10 +294,7 @@ fn run(args: &Args) -> Result<bool> {
     if measure::time_binary().is_none() {
         tool_lines.push("no /usr/bin/time: CPU and RSS unknown".into());
     }
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results"));
+    let out_dir = args.out.clone().unwrap_or_else(host::results_dir);
     mkdir(&out_dir)?;
     let temp = match &args.work {
         Some(dir) => {
@@ -346,11 +311,7 @@ fn run(args: &Args) -> Result<bool> {
     mkdir(&logs)?;
     println!("Tools: {}", tool_lines.join("; "));
     println!("Work dir: {}", temp.path().display());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let rt = host::runtime()?;
     let runs = local_runs(&rt, args, &mailferry, mbsync.as_deref(), temp.path(), &logs)?;
     let big = if args.big {
         Some(big_run(&rt, args, &mailferry, temp.path(), &logs)?)
@@ -358,12 +319,12 @@ fn run(args: &Args) -> Result<bool> {
         None
     };
     let info = RunInfo {
-        date: now_utc(),
-        machine: machine(),
+        date: host::now_utc(),
+        machine: host::machine(),
         load,
         scale: args.scale,
         tools: tool_lines,
-        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        command: host::command_line(),
     };
     let md = report::markdown(&info, &runs, big.as_ref());
     println!("\n{md}");
@@ -376,7 +337,7 @@ fn run(args: &Args) -> Result<bool> {
     let mailferry_ok = runs
         .iter()
         .filter(|r| r.tool == "mailferry")
-        .all(LocalRun::ok)
+        .all(|r| r.figures.ok())
         && big
             .as_ref()
             .is_none_or(|b| b.exit_code == Some(0) && b.verdict == "yes");

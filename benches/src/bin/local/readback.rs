@@ -80,11 +80,7 @@ mod tests {
     use crate::diff::compare;
 
     fn runtime() -> Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
+        mailferry_benches::host::runtime().expect("runtime")
     }
 
     #[test]

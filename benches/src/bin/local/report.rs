@@ -7,6 +7,9 @@
 
 use std::fmt::Write as _;
 
+use mailferry_benches::figures::RunFigures;
+use mailferry_benches::text::{self, exit_code, opt, rate};
+
 /// One tool copying one source kind into a fresh Maildir.
 #[derive(Debug, Clone)]
 pub struct LocalRun {
@@ -14,45 +17,8 @@ pub struct LocalRun {
     pub tool: String,
     /// `Maildir → Maildir` or `mbox → Maildir`.
     pub path: String,
-    /// Messages in the source.
-    pub messages: u64,
-    /// Canonical bytes in the source.
-    pub bytes: u64,
-    /// Wall time of the first run, seconds.
-    pub wall_secs: f64,
-    /// User + system CPU seconds of the first run.
-    pub cpu_secs: Option<f64>,
-    /// Peak resident set of the first run, bytes.
-    pub peak_rss_bytes: Option<u64>,
-    /// Exit code of the first run (None: killed by a signal).
-    pub exit_code: Option<i32>,
-    /// Whether the target equals the source, after the first run and after the re-run.
-    pub correct: bool,
-    /// "yes" or "no: reasons".
-    pub verdict: String,
-    /// Wall time of the no-change re-run, seconds.
-    pub rerun_secs: f64,
-    /// Exit code of the re-run.
-    pub rerun_exit_code: Option<i32>,
-    /// Anything else worth a line.
-    pub notes: Vec<String>,
-}
-
-impl LocalRun {
-    /// Messages per second of the first run.
-    pub fn msgs_per_sec(&self) -> f64 {
-        self.messages as f64 / self.wall_secs.max(1e-9)
-    }
-
-    /// MB (10^6 bytes) per second of the first run.
-    pub fn mb_per_sec(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.wall_secs.max(1e-9)
-    }
-
-    /// Whether the tool ran cleanly both times and copied faithfully.
-    pub fn ok(&self) -> bool {
-        self.correct && self.exit_code == Some(0) && self.rerun_exit_code == Some(0)
-    }
+    /// What the run measured and how it was judged (every case here is re-run).
+    pub figures: RunFigures,
 }
 
 /// Reading one multi-GB mbox into a Maildir: peak memory against file size.
@@ -91,22 +57,6 @@ pub struct RunInfo {
     pub command: String,
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or_else(|| "n/a".into(), |x| format!("{x:.digits$}"))
-}
-
-fn rate(x: f64) -> String {
-    if x >= 100.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.1}")
-    }
-}
-
-fn code(c: Option<i32>) -> String {
-    c.map_or_else(|| "signal".into(), |c| c.to_string())
-}
-
 /// The main table.
 pub fn table(runs: &[LocalRun]) -> String {
     let mut out = String::from(
@@ -114,27 +64,12 @@ pub fn table(runs: &[LocalRun]) -> String {
          |---|---|---:|---:|---:|---:|---|---:|\n",
     );
     for r in runs {
-        let mut correct = r.verdict.replace('|', "\\|");
-        if r.exit_code != Some(0) {
-            correct = format!("{correct} (exit {})", code(r.exit_code));
-        }
-        let mut rerun = format!("{:.2}", r.rerun_secs);
-        if r.rerun_exit_code != Some(0) {
-            rerun = format!("{rerun} (exit {})", code(r.rerun_exit_code));
-        }
         let _ = writeln!(
             out,
-            "| {} | {} ({} msgs, {:.0} MB) | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} |",
             r.tool,
-            r.path,
-            r.messages,
-            r.bytes as f64 / 1e6,
-            rate(r.msgs_per_sec()),
-            rate(r.mb_per_sec()),
-            opt(r.cpu_secs, 2),
-            opt(r.peak_rss_bytes.map(|b| b as f64 / 1e6), 0),
-            correct,
-            rerun,
+            r.figures.source_cell(&r.path),
+            r.figures.cells()
         );
     }
     out
@@ -142,6 +77,7 @@ pub fn table(runs: &[LocalRun]) -> String {
 
 /// mailferry against each other tool on the same path: rate, CPU and re-run ratios.
 pub fn ratios(runs: &[LocalRun]) -> Vec<String> {
+    let rerun_secs = |r: &LocalRun| r.figures.rerun_secs.unwrap_or_default();
     let mut lines = Vec::new();
     for peer in runs.iter().filter(|r| r.tool != "mailferry") {
         let Some(mine) = runs
@@ -150,16 +86,13 @@ pub fn ratios(runs: &[LocalRun]) -> Vec<String> {
         else {
             continue;
         };
-        let cpu = match (mine.cpu_secs, peer.cpu_secs) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}× the CPU", a / b),
-            _ => "CPU n/a".into(),
-        };
         lines.push(format!(
-            "mailferry / {} ({}): {:.2}× the msgs/s, {cpu}, {:.2}× the re-run time",
+            "mailferry / {} ({}): {:.2}× the msgs/s, {}, {:.2}× the re-run time",
             peer.tool,
             peer.path,
-            mine.msgs_per_sec() / peer.msgs_per_sec().max(1e-9),
-            mine.rerun_secs / peer.rerun_secs.max(1e-9),
+            mine.figures.rate_vs(&peer.figures),
+            mine.figures.cpu_vs(&peer.figures),
+            rerun_secs(mine) / rerun_secs(peer).max(1e-9),
         ));
     }
     lines
@@ -171,7 +104,7 @@ pub fn big_section(big: &BigRun) -> String {
     let ratio = rss.map(|r| format!("{:.1} %", 100.0 * r / big.file_bytes.max(1) as f64));
     let mut verdict = big.verdict.replace('|', "\\|");
     if big.exit_code != Some(0) {
-        verdict = format!("{verdict} (exit {})", code(big.exit_code));
+        verdict = format!("{verdict} (exit {})", exit_code(big.exit_code));
     }
     let mut out = String::from(
         "| mbox file | msgs | wall s | MB/s | CPU s | peak RSS MB | RSS / file size | correct |\n\
@@ -217,20 +150,14 @@ pub fn markdown(info: &RunInfo, runs: &[LocalRun], big: Option<&BigRun>) -> Stri
     let ratios = ratios(runs);
     if !ratios.is_empty() {
         out.push('\n');
-        for line in ratios {
-            let _ = writeln!(out, "- {line}");
-        }
+        out.push_str(&text::bullets(&ratios));
     }
     let notes: Vec<String> = runs
         .iter()
-        .filter(|r| !r.notes.is_empty())
-        .map(|r| format!("- {} {}: {}", r.tool, r.path, r.notes.join("; ")))
+        .filter(|r| !r.figures.notes.is_empty())
+        .map(|r| format!("{} {}: {}", r.tool, r.path, r.figures.notes.join("; ")))
         .collect();
-    if !notes.is_empty() {
-        out.push_str("\nNotes:\n");
-        out.push_str(&notes.join("\n"));
-        out.push('\n');
-    }
+    out.push_str(&text::notes_section(&notes));
     out.push_str("\n## Reading a multi-GB mbox\n\n");
     match big {
         Some(big) => {
@@ -254,26 +181,16 @@ mod tests {
         LocalRun {
             tool: tool.into(),
             path: "Maildir → Maildir".into(),
-            messages: 1000,
-            bytes: 45_000_000,
-            wall_secs,
-            cpu_secs: Some(cpu),
-            peak_rss_bytes: Some(30_000_000),
-            exit_code: Some(0),
-            correct: true,
-            verdict: "yes".into(),
-            rerun_secs: 0.5,
-            rerun_exit_code: Some(0),
-            notes: vec![],
+            figures: RunFigures::sample(1000, 45_000_000, wall_secs, cpu),
         }
     }
 
     #[test]
     fn rows_carry_rates_verdicts_and_failed_exits() {
         let mut peer = run("mbsync", 10.0, 4.0);
-        peer.verdict = "no: 3 keywords lost | x".into();
-        peer.cpu_secs = None;
-        peer.rerun_exit_code = Some(1);
+        peer.figures.verdict = "no: 3 keywords lost | x".into();
+        peer.figures.cpu_secs = None;
+        peer.figures.rerun_exit_code = Some(1);
         let t = table(&[run("mailferry", 2.0, 1.0), peer]);
         assert!(
             t.contains(
@@ -292,7 +209,7 @@ mod tests {
         let mut other_path = run("mailferry", 1.0, 1.0);
         other_path.path = "mbox → Maildir".into();
         let mut peer = run("mbsync", 10.0, 4.0);
-        peer.rerun_secs = 2.0;
+        peer.figures.rerun_secs = Some(2.0);
         let lines = ratios(&[other_path, run("mailferry", 2.0, 1.0), peer]);
         assert_eq!(
             lines,

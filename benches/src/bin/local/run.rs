@@ -6,9 +6,10 @@
 //! next tool runs, and both tools fsync, so one tool would pay for another's writes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
+use mailferry_benches::figures::RunFigures;
+use mailferry_benches::text::{exit_code, one_line};
 use tokio::runtime::Runtime;
 
 use crate::diff::compare;
@@ -34,21 +35,8 @@ pub struct Case {
     pub work: PathBuf,
 }
 
-/// Flushes dirty pages of every file system (see the module docs).
-pub fn sync_file_systems() {
-    let _ = Command::new("sync").stdin(Stdio::null()).status();
-}
-
 fn run(inv: &Invocation, log: &Path) -> Result<Measured> {
     run_measured(&inv.program, &inv.args, &[], log)
-}
-
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" / ")
 }
 
 /// Runs `case` against `source` (the source's contents) and judges it.
@@ -63,16 +51,10 @@ pub fn run_case(rt: &Runtime, case: &Case, source: &Snapshot, logs: &Path) -> Re
         }
     );
     let log = |attempt: &str| logs.join(format!("{label}-{attempt}.log"));
-    let mut notes = Vec::new();
 
-    sync_file_systems();
+    mailferry_benches::host::sync_file_systems();
     let first = run(&case.copy, &log("first"))?;
-    if !first.succeeded() {
-        notes.push(format!(
-            "first run failed: {}",
-            one_line(&first.log_tail(3))
-        ));
-    }
+    let mut notes: Vec<String> = first.failure_note("first run").into_iter().collect();
     if case.tool == "mailferry" {
         notes.extend(crate::compare_tools::mailferry_report_notes(
             &case.work,
@@ -86,24 +68,18 @@ pub fn run_case(rt: &Runtime, case: &Case, source: &Snapshot, logs: &Path) -> Re
         if !v.succeeded() {
             verify_failed = Some(format!(
                 "`verify --read-back` exit {}",
-                v.exit_code
-                    .map_or_else(|| "signal".into(), |c| c.to_string())
+                exit_code(v.exit_code)
             ));
             notes.push(format!("verify: {}", one_line(&v.log_tail(3))));
         }
     }
 
-    sync_file_systems();
+    mailferry_benches::host::sync_file_systems();
     let rerun = run(&case.copy, &log("rerun"))?;
-    if !rerun.succeeded() {
-        notes.push(format!("re-run failed: {}", one_line(&rerun.log_tail(3))));
-    }
+    notes.extend(rerun.failure_note("re-run"));
     if case.tool == "mailferry" {
         // Expecting nothing copied: anything copied on an unchanged pair is worth a note.
-        let again = crate::compare_tools::mailferry_report_notes(&case.work, 0);
-        if again.iter().any(|n| n.starts_with("copied")) {
-            notes.push(format!("re-run: {}", again.join(", ")));
-        }
+        notes.extend(crate::compare_tools::mailferry_rerun_note(&case.work));
     }
     let after_rerun = compare(source, &read_maildir(rt, &case.target)?);
 
@@ -121,17 +97,12 @@ pub fn run_case(rt: &Runtime, case: &Case, source: &Snapshot, logs: &Path) -> Re
     Ok(LocalRun {
         tool: case.tool.into(),
         path: case.path.into(),
-        messages: source.messages(),
-        bytes: source.bytes(),
-        wall_secs: first.wall.as_secs_f64(),
-        cpu_secs: first.cpu_secs,
-        peak_rss_bytes: first.peak_rss_bytes,
-        exit_code: first.exit_code,
-        correct: after_first.correct() && after_rerun.correct() && verify_failed.is_none(),
-        verdict,
-        rerun_secs: rerun.wall.as_secs_f64(),
-        rerun_exit_code: rerun.exit_code,
-        notes,
+        figures: RunFigures {
+            correct: after_first.correct() && after_rerun.correct() && verify_failed.is_none(),
+            verdict,
+            notes,
+            ..first.figures(source.messages(), source.bytes(), Some(&rerun))
+        },
     })
 }
 
@@ -163,15 +134,14 @@ pub fn run_big(
     messages: u64,
     logs: &Path,
 ) -> Result<BigRun> {
-    sync_file_systems();
+    mailferry_benches::host::sync_file_systems();
     let first = run(copy, &logs.join("big-copy.log")).context("running the big mbox copy")?;
     let mut problems = crate::compare_tools::mailferry_report_notes(work, messages);
     let v = run(verify, &logs.join("big-verify.log"))?;
     if !v.succeeded() {
         problems.push(format!(
             "`verify --read-back` exit {}: {}",
-            v.exit_code
-                .map_or_else(|| "signal".into(), |c| c.to_string()),
+            exit_code(v.exit_code),
             one_line(&v.log_tail(2))
         ));
     }
@@ -200,11 +170,7 @@ mod tests {
             eprintln!("mbsync not installed (scripts/install-test-deps.sh); nothing to run");
             return;
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = mailferry_benches::host::runtime().expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = crate::corpus::spec(0.004);
         let src = dir.path().join("src");
@@ -220,14 +186,19 @@ mod tests {
             target: work.join("dst"),
             work: work.clone(),
         };
-        let r = run_case(&rt, &case, &written.snapshot, &work).expect("run");
+        let r = run_case(&rt, &case, &written.snapshot, &work)
+            .expect("run")
+            .figures;
         assert_eq!(
             (r.exit_code, r.rerun_exit_code),
             (Some(0), Some(0)),
             "{r:?}"
         );
         assert_eq!(r.messages, spec.count as u64);
-        assert!(r.wall_secs > 0.0 && r.rerun_secs > 0.0, "{r:?}");
+        assert!(
+            r.wall_secs > 0.0 && r.rerun_secs.is_some_and(|s| s > 0.0),
+            "{r:?}"
+        );
         // isync 1.4 keeps no Maildir keywords and marks what it stores with X-TUID.
         assert!(!r.correct, "{r:?}");
         assert!(r.verdict.contains("keywords lost"), "{}", r.verdict);

@@ -8,7 +8,8 @@
 //! default durability: mbsync's `FSync yes`, mailferry's fsync per batch.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use mailferry_benches::host;
 
 /// A command line ready to run (twice: the second run is the no-change re-run).
 #[derive(Debug, Clone)]
@@ -21,30 +22,12 @@ pub struct Invocation {
 
 /// First line of `program --version`, if it runs.
 pub fn version(program: &Path) -> Option<String> {
-    let out = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    let text = if out.stdout.is_empty() {
-        out.stderr
-    } else {
-        out.stdout
-    };
-    let line = String::from_utf8_lossy(&text)
-        .lines()
-        .next()?
-        .trim()
-        .to_string();
-    (!line.is_empty()).then_some(line)
+    host::version_of(program, &["--version"])
 }
 
 /// `mbsync` in `$PATH`, if installed.
 pub fn find_mbsync() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("mbsync"))
-        .find(|p| p.is_file())
+    host::which("mbsync")
 }
 
 /// `mailferry copy SOURCE TARGET` with its own state and report files in `work`.

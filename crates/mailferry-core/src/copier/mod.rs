@@ -75,7 +75,7 @@ impl ItemFilter {
 pub struct CopyOptions {
     /// Names the source → target pair in the state store.
     pub migration: String,
-    /// Bytes of message data in flight at most (default 32 MiB).
+    /// Bytes of message data in flight at most (default 24 MiB).
     pub byte_budget: u64,
     /// Items in flight at most (default 4096).
     pub item_budget: usize,
@@ -120,7 +120,7 @@ impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
             migration: "default".into(),
-            byte_budget: 32 << 20,
+            byte_budget: 24 << 20,
             item_budget: 4096,
             batch_items: 128,
             batch_items_max: 1024,
