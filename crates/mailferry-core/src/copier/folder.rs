@@ -1,6 +1,7 @@
-//! One folder's pipeline: producer (list, skip, fetch, hand to rayon), batcher (in order, flushes
-//! whenever the next item is not ready so partial batches never hold the budget hostage), and
-//! writers (dedupe, record pending, append with retry, record outcome).
+//! One folder's pipeline: producer (list, skip, fetch, hand to rayon), batcher (in order; a
+//! partial batch lingers briefly for the next item, and not at all while a producer waits for
+//! budget, so it never holds the budget hostage), and writers (dedupe, record pending, append
+//! with retry, record outcome).
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,6 +20,9 @@ use crate::item::{CanonicalItem, ItemMeta, SourceKey, TargetKey};
 use crate::progress::Progress;
 use crate::report::{Counts, FolderReport, ItemIssue};
 use crate::state::{FolderScope, ItemRecord, ItemStatus};
+
+/// How often a lingering batch checks whether a producer waits for budget.
+const LINGER_STEP: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// An item on its way through rayon, with its budget share.
 struct Preparing {
@@ -165,7 +169,7 @@ impl Inner {
         );
         let (produced, (), written) = tokio::join!(
             self.produce(run, after, item_tx, budget),
-            self.batch(run, item_rx, batch_tx),
+            self.batch(run, item_rx, batch_tx, budget),
             writers
         );
         for w in written {
@@ -360,6 +364,7 @@ impl Inner {
         run: &FolderRun,
         mut rx: mpsc::Receiver<Preparing>,
         tx: mpsc::Sender<Batch>,
+        budget: &Budget,
     ) {
         let batch_items = self.options.batch_items_for(run.job.source.status.count);
         let mut batch = Batch::default();
@@ -372,9 +377,9 @@ impl Inner {
                     // Linger briefly for more items: on a slow link, flushing at the first gap
                     // would send many tiny batches, each paying a round trip.
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        match tokio::time::timeout(self.options.batch_linger, rx.recv()).await {
-                            Ok(next) => next,
-                            Err(_) => {
+                        match self.linger(&mut rx, budget).await {
+                            Some(next) => next,
+                            None => {
                                 if tx.send(std::mem::take(&mut batch)).await.is_err() {
                                     return;
                                 }
@@ -422,6 +427,32 @@ impl Inner {
         }
         if !batch.items.is_empty() {
             let _ = tx.send(batch).await;
+        }
+    }
+
+    /// Waits up to `batch_linger` for the next item (`Some`, which is `None` at the end of the
+    /// stream), or gives up (`None`: send the batch now). It gives up at once when a producer
+    /// waits for budget: the items it would bring are held back by the budget this partial
+    /// batch holds, so lingering would only stall the pipeline — on a slow link, where the
+    /// budget is what fills first, that stall cost more than half the rate.
+    async fn linger(
+        &self,
+        rx: &mut mpsc::Receiver<Preparing>,
+        budget: &Budget,
+    ) -> Option<Option<Preparing>> {
+        let deadline = tokio::time::Instant::now() + self.options.batch_linger;
+        loop {
+            if budget.starved() {
+                return None;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            // `recv` is cancel-safe: an item that arrives as the step ends is not lost.
+            if let Ok(next) = tokio::time::timeout(left.min(LINGER_STEP), rx.recv()).await {
+                return Some(next);
+            }
         }
     }
 

@@ -18,7 +18,7 @@ mod folder;
 mod index;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
@@ -198,6 +198,24 @@ struct Budget {
     items: Arc<Semaphore>,
     kib: Arc<Semaphore>,
     max_kib: u32,
+    /// Producers waiting for budget right now: batches holding budget should go at once.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a producer as waiting for budget while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One item's share of the budget, released when dropped.
@@ -213,24 +231,43 @@ impl Budget {
             items: Arc::new(Semaphore::new(options.item_budget.max(1))),
             kib: Arc::new(Semaphore::new(max_kib as usize)),
             max_kib,
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     async fn acquire(&self, bytes: usize) -> BudgetPermit {
         // A message larger than the whole budget takes all of it: it is admitted alone.
         let kib = (bytes.div_ceil(1024) as u64).clamp(1, u64::from(self.max_kib)) as u32;
-        let item = Arc::clone(&self.items)
-            .acquire_owned()
-            .await
-            .expect("the budget semaphore is never closed");
-        let kib = Arc::clone(&self.kib)
-            .acquire_many_owned(kib)
-            .await
-            .expect("the budget semaphore is never closed");
+        let item = match Arc::clone(&self.items).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _waiting = Waiting::new(&self.waiting);
+                Arc::clone(&self.items)
+                    .acquire_owned()
+                    .await
+                    .expect("the budget semaphore is never closed")
+            }
+        };
+        let kib = match Arc::clone(&self.kib).try_acquire_many_owned(kib) {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _waiting = Waiting::new(&self.waiting);
+                Arc::clone(&self.kib)
+                    .acquire_many_owned(kib)
+                    .await
+                    .expect("the budget semaphore is never closed")
+            }
+        };
         BudgetPermit {
             _item: item,
             _kib: kib,
         }
+    }
+
+    /// Whether a producer is waiting for budget: then a partial batch, which holds budget,
+    /// must not linger for items that cannot come until budget is freed.
+    fn starved(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
     }
 }
 

@@ -754,3 +754,28 @@ fn big_folders_get_bigger_batches_within_the_bounds() {
         "the base wins over a smaller max"
     );
 }
+
+/// A batch holding the budget does not linger while the producer waits for that budget: with
+/// a budget of one item and a 30 s linger, lingering would cost 30 s per item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_goes_at_once_when_the_producer_waits_for_its_budget() {
+    let source = source_with(4, 100_000);
+    let target = MemoryStore::new();
+    let options = CopyOptions {
+        byte_budget: 150_000,
+        batch_linger: std::time::Duration::from_secs(30),
+        ..CopyOptions::default()
+    };
+    let copy = run(
+        Arc::new(source),
+        Arc::new(target.clone()),
+        Arc::new(MemoryState::new()),
+        options,
+    );
+    let report = tokio::time::timeout(std::time::Duration::from_secs(15), copy)
+        .await
+        .expect("the copy waited out the linger with the producer starved")
+        .expect("run");
+    assert_eq!(report.totals.copied, 4);
+    assert_eq!(target.messages(&FolderPath::inbox()).len(), 4);
+}
