@@ -39,7 +39,6 @@
 //! - The two variants (`--connections 1` and the default) run one after the other, not in
 //!   parallel, so that their timing does not disturb each other's kills.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -47,9 +46,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mailferry::imap::{Auth, ImapConfig, ImapStore, Secret, Security};
-use mailferry_core::normalise::canonicalise;
-use mailferry_core::{Checksum, FolderPath, MemoryState, MemoryStore, Source};
+use mailferry_core::{FolderPath, MemoryState, MemoryStore, Source};
 use mailferry_testkit::conformance::copy_all;
+use mailferry_testkit::contents::{Contents, contents_of};
 use mailferry_testkit::corpus::{CorpusSpec, GeneratedMessage, SizeMix};
 use mailferry_testkit::{Dovecot, DovecotOptions, require_dovecot};
 
@@ -69,9 +68,6 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// The crash variants share the machine's two cores; running them at once would blur the
 /// timing that lands kills mid-copy.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Per folder: sorted (checksum, flag tokens, internal date).
-type Contents = BTreeMap<FolderPath, Vec<(Checksum, Vec<String>, Option<i64>)>>;
 
 /// SplitMix64: the kill moments must be reproducible from the printed seed.
 struct Rng(u64);
@@ -156,31 +152,6 @@ async fn message_count(store: &ImapStore) -> u64 {
         .filter(|f| f.selectable)
         .map(|f| f.status.count)
         .sum()
-}
-
-fn contents_of(store: &MemoryStore) -> Contents {
-    let mut out = Contents::new();
-    for path in store.folder_paths() {
-        let mut v: Vec<_> = store
-            .messages(&path)
-            .into_values()
-            .map(|m| {
-                let tokens = m
-                    .flags
-                    .imap_tokens()
-                    .into_iter()
-                    .map(String::from)
-                    .collect();
-                let date = m.internal_date.map(|d| d.timestamp);
-                (Checksum::of(&canonicalise(m.body).0), tokens, date)
-            })
-            .collect();
-        v.sort();
-        if !v.is_empty() {
-            out.insert(path, v);
-        }
-    }
-    out
 }
 
 /// Everything a server holds, read back through the IMAP backend into memory.

@@ -16,7 +16,6 @@
 //! - **Users get different corpora** (seed = user number, 100–200 messages), so a mix-up
 //!   between mailboxes (a state file or session shared by two jobs) shows as a difference.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use mailferry::imap::{Auth, ImapConfig, ImapStore, Secret, Security};
 use mailferry_core::futures_util::{StreamExt, stream};
-use mailferry_core::normalise::canonicalise;
-use mailferry_core::{Checksum, FolderPath, MemoryState, MemoryStore};
+use mailferry_core::{FolderPath, MemoryState, MemoryStore};
 use mailferry_testkit::conformance::copy_all;
+use mailferry_testkit::contents::{Contents, contents_of};
 use mailferry_testkit::corpus::{CorpusSpec, GeneratedMessage, SizeMix};
 use mailferry_testkit::{Dovecot, DovecotOptions, require_dovecot};
 use serde_json::Value;
@@ -39,9 +38,6 @@ const JOBS: usize = 8;
 const PLAN_TIMEOUT: Duration = Duration::from_secs(300);
 /// Peak resident memory allowed for the whole plan.
 const MAX_RSS_BYTES: u64 = 400 << 20;
-
-/// Per folder: sorted (checksum, flag tokens, internal date).
-type Contents = BTreeMap<FolderPath, Vec<(Checksum, Vec<String>, Option<i64>)>>;
 
 fn user(n: usize) -> String {
     format!("user{n:02}")
@@ -73,31 +69,6 @@ fn corpus(n: usize) -> Vec<GeneratedMessage> {
         ]);
     spec.seed = n as u64;
     spec.messages()
-}
-
-fn contents_of(store: &MemoryStore) -> Contents {
-    let mut out = Contents::new();
-    for path in store.folder_paths() {
-        let mut v: Vec<_> = store
-            .messages(&path)
-            .into_values()
-            .map(|m| {
-                let tokens = m
-                    .flags
-                    .imap_tokens()
-                    .into_iter()
-                    .map(String::from)
-                    .collect();
-                let date = m.internal_date.map(|d| d.timestamp);
-                (Checksum::of(&canonicalise(m.body).0), tokens, date)
-            })
-            .collect();
-        v.sort();
-        if !v.is_empty() {
-            out.insert(path, v);
-        }
-    }
-    out
 }
 
 fn expected(messages: &[GeneratedMessage]) -> Contents {

@@ -7,43 +7,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mailferry_core::normalise::canonicalise;
 use mailferry_core::{
-    Checksum, Copier, CopyOptions, FolderPath, MemoryState, MemoryStore, Report, Source, Target,
+    Copier, CopyOptions, FolderPath, MemoryState, MemoryStore, Report, Source, Target,
 };
+use mailferry_testkit::contents::contents_of;
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
-
-/// Per folder: sorted (checksum, flag tokens, internal date).
-type Contents = BTreeMap<FolderPath, Vec<(Checksum, Vec<String>, Option<i64>)>>;
-
-fn contents_of(store: &MemoryStore) -> Contents {
-    let mut out = Contents::new();
-    for path in store.folder_paths() {
-        let mut v: Vec<_> = store
-            .messages(&path)
-            .into_values()
-            .map(|m| {
-                let tokens = m
-                    .flags
-                    .imap_tokens()
-                    .into_iter()
-                    .map(String::from)
-                    .collect();
-                let date = m.internal_date.map(|d| d.timestamp);
-                (Checksum::of(&canonicalise(m.body).0), tokens, date)
-            })
-            .collect();
-        v.sort();
-        if !v.is_empty() {
-            out.insert(path, v);
-        }
-    }
-    out
-}
 
 async fn copy(source: Arc<dyn Source>, target: Arc<dyn Target>) -> Report {
     let copier = Copier::new(

@@ -12,17 +12,17 @@
 mod common;
 mod faults_watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mailferry_core::normalise::canonicalise;
 use mailferry_core::{
     Checksum, Copier, CopyOptions, FolderPath, Hooked, MemoryState, MemoryStore, Progress, Report,
     Source, Target,
 };
 use mailferry_imap::{Auth, ImapConfig, ImapStore, Security};
+use mailferry_testkit::contents::{Contents, Message, contents_of};
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
 use mailferry_testkit::proxy::RandomFaults;
 use mailferry_testkit::{Dovecot, Proxy, ProxyOptions};
@@ -33,37 +33,8 @@ const MAX_PASSES: usize = 6;
 const RESTART_SOURCE_AT: u64 = 400;
 const RESTART_TARGET_AT: u64 = 1_000;
 
-/// One message as compared: canonical checksum, flag tokens, internal date.
-type Message = (Checksum, Vec<String>, Option<i64>);
-/// Per folder: sorted messages.
-type Contents = BTreeMap<FolderPath, Vec<Message>>;
 /// The flags and dates of the copies of each body in a folder.
 type ByBody = HashMap<Checksum, Vec<(Vec<String>, Option<i64>)>>;
-
-fn contents_of(store: &MemoryStore) -> Contents {
-    let mut out = Contents::new();
-    for path in store.folder_paths() {
-        let mut v: Vec<_> = store
-            .messages(&path)
-            .into_values()
-            .map(|m| {
-                let tokens = m
-                    .flags
-                    .imap_tokens()
-                    .into_iter()
-                    .map(String::from)
-                    .collect();
-                let date = m.internal_date.map(|d| d.timestamp);
-                (Checksum::of(&canonicalise(m.body).0), tokens, date)
-            })
-            .collect();
-        v.sort();
-        if !v.is_empty() {
-            out.insert(path, v);
-        }
-    }
-    out
-}
 
 /// Lost, duplicated and changed messages of `got` against `want`: per folder and checksum, a
 /// shortfall is lost, a surplus of a known body is duplicated, a body the source does not have

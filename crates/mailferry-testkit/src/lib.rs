@@ -13,6 +13,7 @@
 //!   connections at chosen byte offsets, for latency and fault-injection tests.
 
 pub mod conformance;
+pub mod contents;
 pub mod corpus;
 pub mod dovecot;
 pub mod proxy;
