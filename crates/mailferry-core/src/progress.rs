@@ -57,3 +57,25 @@ impl ProgressSender {
         let _ = self.0.send(event);
     }
 }
+
+/// What the passes other than copy (verify, sync) share with it: how many folders at once, where
+/// progress goes, and the token that stops them.
+#[derive(Clone)]
+pub struct RunControl {
+    /// Folders at once.
+    pub concurrency: usize,
+    /// Progress events: `FolderStarted` / `FolderFinished` per folder.
+    pub progress: ProgressSender,
+    /// Stops the pass before its next folder.
+    pub cancel: crate::copier::CancelToken,
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        RunControl {
+            concurrency: 1,
+            progress: ProgressSender::new(16),
+            cancel: crate::copier::CancelToken::default(),
+        }
+    }
+}

@@ -22,6 +22,7 @@ use crate::flags::Flags;
 use crate::headers::header_end;
 use crate::item::{ItemMeta, SourceKey, TargetKey};
 use crate::normalise::canonicalise;
+use crate::progress::{Progress, RunControl};
 use crate::state::{FolderScope, ItemStatus, StateStore};
 
 /// How to verify.
@@ -116,11 +117,48 @@ pub async fn verify(
     jobs: &[FolderJob],
     options: &VerifyOptions,
 ) -> Result<Verification> {
-    let mut folders = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        folders.push(verify_folder(source, target, state, job, options).await?);
+    verify_with(source, target, state, jobs, options, RunControl::default()).await
+}
+
+/// [`verify`] with `control.concurrency` folders at once (in the jobs' order in the result),
+/// progress events per folder, and a stop before the next folder once `control.cancel` is set.
+pub async fn verify_with(
+    source: &dyn Source,
+    target: &dyn Target,
+    state: &dyn StateStore,
+    jobs: &[FolderJob],
+    options: &VerifyOptions,
+    control: RunControl,
+) -> Result<Verification> {
+    let control = &control;
+    let folders: Vec<Result<Option<FolderVerification>>> = futures_util::stream::iter(jobs)
+        .map(|job| async move {
+            if control.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            control.progress.send(Progress::FolderStarted {
+                folder: job.source.path.clone(),
+                total: job.source.status.count,
+                bytes: job.source.status.size,
+            });
+            let v = verify_folder(source, target, state, job, options).await?;
+            control.progress.send(Progress::FolderFinished {
+                folder: job.source.path.clone(),
+                counts: crate::report::Counts {
+                    seen: v.source_count,
+                    ..Default::default()
+                },
+            });
+            Ok(Some(v))
+        })
+        .buffered(control.concurrency.max(1))
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(folders.len());
+    for f in folders {
+        out.extend(f?);
     }
-    Ok(Verification { folders })
+    Ok(Verification { folders: out })
 }
 
 async fn verify_folder(
