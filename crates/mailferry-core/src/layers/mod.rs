@@ -546,4 +546,113 @@ mod tests {
             started.elapsed()
         );
     }
+
+    /// Fails the first `failures` listings and appends with a transient error.
+    #[derive(Default)]
+    struct Flaky {
+        failures: usize,
+        listings: AtomicUsize,
+        appends: AtomicUsize,
+    }
+
+    impl TargetHook for Flaky {
+        fn list_folders<'a>(&'a self, inner: &'a dyn Target) -> BoxFuture<'a, Result<Vec<Folder>>> {
+            let n = self.listings.fetch_add(1, Ordering::SeqCst);
+            if n < self.failures {
+                return Box::pin(async { Err(Error::transient("connection reset")) });
+            }
+            inner.list_folders()
+        }
+
+        fn existing<'a>(
+            &'a self,
+            inner: &'a dyn Target,
+            folder: &'a FolderPath,
+        ) -> BoxStream<'a, Result<ExistingItem>> {
+            let n = self.listings.fetch_add(1, Ordering::SeqCst);
+            if n < self.failures {
+                return Box::pin(futures_util::stream::iter([Err(Error::transient("reset"))]));
+            }
+            inner.existing(folder)
+        }
+
+        fn append<'a>(
+            &'a self,
+            _inner: &'a dyn Target,
+            _folder: &'a FolderPath,
+            _batch: &'a [CanonicalItem],
+        ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
+            self.appends.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(Error::transient("connection reset")) })
+        }
+    }
+
+    fn fast_retry(attempts: u32) -> Retry {
+        Retry::new(RetryPolicy {
+            attempts,
+            first_delay_ms: 1,
+            max_delay_ms: 2,
+        })
+    }
+
+    #[tokio::test]
+    async fn retry_recovers_idempotent_calls_and_never_repeats_an_append() {
+        let flaky = Arc::new(Flaky {
+            failures: 2,
+            ..Flaky::default()
+        });
+        let store = MemoryStore::new();
+        store.insert(
+            &FolderPath::inbox(),
+            bytes::Bytes::from_static(b"S: x\r\n\r\n"),
+            Flags::default(),
+            None,
+        );
+        let inner: Arc<dyn Target> = Arc::new(Hooked::new(Arc::new(store), Arc::clone(&flaky)));
+        let target = Hooked::new(inner, fast_retry(5));
+        assert_eq!(
+            target.list_folders().await.expect("listing recovers").len(),
+            1
+        );
+        assert_eq!(flaky.listings.load(Ordering::SeqCst), 3);
+
+        flaky.listings.store(0, Ordering::SeqCst);
+        let existing: Vec<_> = target.existing(&FolderPath::inbox()).collect().await;
+        assert!(matches!(&existing[..], [Ok(_)]), "{existing:?}");
+
+        let err = target
+            .append(&FolderPath::inbox(), &[])
+            .await
+            .expect_err("append fails");
+        assert!(err.is_retryable(), "the layer leaves appends to the copier");
+        assert_eq!(flaky.appends.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn retry_gives_up_with_a_persistent_error_that_outer_loops_leave_alone() {
+        let flaky = Arc::new(Flaky {
+            failures: 100,
+            ..Flaky::default()
+        });
+        let inner: Arc<dyn Target> = Arc::new(Hooked::new(
+            Arc::new(MemoryStore::new()),
+            Arc::clone(&flaky),
+        ));
+        let inner_retry: Arc<dyn Target> = Arc::new(Hooked::new(inner, fast_retry(3)));
+        let outer = Hooked::new(inner_retry, fast_retry(3));
+        let err = outer.list_folders().await.expect_err("gives up");
+        assert!(err.is_transient() && !err.is_retryable());
+        // Three attempts by the inner loop; the outer one did not multiply them.
+        assert_eq!(flaky.listings.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_at_once_is_not_polled_again() {
+        let target = Hooked::new(Arc::new(MemoryStore::new()), fast_retry(3));
+        let none: Vec<_> = target
+            .existing(&FolderPath::new(["Nothing"]))
+            .collect()
+            .await;
+        assert!(none.is_empty());
+    }
 }

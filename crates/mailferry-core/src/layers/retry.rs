@@ -104,7 +104,9 @@ impl RetryPolicy {
                         }
                         None => return stream::iter([Err(give_up(e))]).boxed(),
                     },
-                    first => return stream::iter(first).chain(s).boxed(),
+                    // An ended stream must not be polled again (some panic when they are).
+                    None => return stream::empty().boxed(),
+                    Some(first) => return stream::iter([first]).chain(s).boxed(),
                 }
             }
         };
