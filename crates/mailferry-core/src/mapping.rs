@@ -391,7 +391,7 @@ impl<'a> Roles<'a> {
         } else if self.source_knows {
             folder.special_use.map(|r| (r, false))
         } else {
-            well_known_role(&folder.path).map(|r| (r, true))
+            role_from_name(&folder.path).map(|r| (r, true))
         }
     }
 
@@ -405,7 +405,7 @@ impl<'a> Roles<'a> {
         } else {
             self.target
                 .iter()
-                .find(|f| well_known_role(&f.path) == Some(role))
+                .find(|f| role_from_name(&f.path) == Some(role))
         };
         found.map_or_else(|| FolderPath::new([default_name(role)]), |f| f.path.clone())
     }
@@ -443,7 +443,7 @@ const WELL_KNOWN: &[(SpecialUse, &[&str])] = &[
         "Posta inviata", "Elementi inviati", "Verzonden items", "Verzonden",
     ]),
     (SpecialUse::Drafts, &[
-        "Drafts", "[Gmail]/Drafts", "[Google Mail]/Drafts", "Entwürfe", "Brouillons",
+        "Drafts", "Draft", "[Gmail]/Drafts", "[Google Mail]/Drafts", "Entwürfe", "Brouillons",
         "Borradores", "Bozze", "Concepten",
     ]),
     (SpecialUse::Trash, &[
@@ -464,13 +464,26 @@ const WELL_KNOWN: &[(SpecialUse, &[&str])] = &[
 ];
 
 /// The role a folder's name suggests, at the top level or directly under INBOX (as on servers
-/// that keep every folder under `INBOX.`), compared case-insensitively and accent-composed.
-fn well_known_role(path: &FolderPath) -> Option<SpecialUse> {
-    static NAMES: OnceLock<HashMap<String, SpecialUse>> = OnceLock::new();
+/// that keep every folder under `INBOX.`), compared case-insensitively and accent-composed. The
+/// one table every backend infers roles from (stores without SPECIAL-USE: Maildir, mbox, IMAP
+/// servers without the extension).
+pub fn role_from_name(path: &FolderPath) -> Option<SpecialUse> {
+    role_and_rank(path).map(|(role, _)| role)
+}
+
+/// [`role_from_name`] and how usual the name is for its role (0 = the most usual), so that a
+/// store with both `Sent` and `Sent Items` gives the role to `Sent`.
+pub fn role_and_rank(path: &FolderPath) -> Option<(SpecialUse, usize)> {
+    static NAMES: OnceLock<HashMap<String, (SpecialUse, usize)>> = OnceLock::new();
     let names = NAMES.get_or_init(|| {
         WELL_KNOWN
             .iter()
-            .flat_map(|(role, names)| names.iter().map(|n| (fold(n, true), *role)))
+            .flat_map(|(role, names)| {
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, n)| (fold(n, true), (*role, rank)))
+            })
             .collect()
     });
     let segments = match path.segments() {
