@@ -46,9 +46,10 @@ const MIN_RANGE: u32 = 32;
 /// Attempts for one read operation on transient errors.
 pub(crate) const ATTEMPTS: u32 = 4;
 
-/// The delay before retry `attempt` (1-based).
+/// The delay before retry `attempt` (1-based): the schedule every retry loop of mailferry uses
+/// ([`mailferry_core::layers::RetryPolicy`]).
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64 << attempt.min(6))
+    mailferry_core::layers::RetryPolicy::default().delay(attempt)
 }
 
 /// One FETCH response, reduced to what we use.

@@ -165,7 +165,8 @@ impl ImapStore {
     }
 
     /// Runs an idempotent operation, retrying transient failures (a pooled session that the
-    /// server dropped, a cut link) on fresh sessions with exponential backoff.
+    /// server dropped, a cut link) on fresh sessions with exponential backoff. An error it gives
+    /// up on is marked persistent, so the engine's retry layer does not retry it again.
     async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -180,7 +181,7 @@ impl ImapStore {
                     tokio::time::sleep(fetch::backoff(attempt)).await;
                     attempt += 1;
                 }
-                other => return other,
+                other => return other.map_err(mailferry_core::layers::retry::give_up),
             }
         }
     }

@@ -97,7 +97,7 @@ impl ImapStore {
                     tokio::time::sleep(backoff(p.attempts)).await;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(mailferry_core::layers::retry::give_up(e)),
             };
             p.attempts = 0;
             let Some(page) = page else {
@@ -354,7 +354,8 @@ impl<'a> FetchRun<'a> {
             return;
         }
         self.chunks.clear();
-        self.out.push_back(Err(e));
+        self.out
+            .push_back(Err(mailferry_core::layers::retry::give_up(e)));
     }
 
     /// Fetches one large message in parts.

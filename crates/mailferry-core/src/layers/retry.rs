@@ -65,6 +65,19 @@ impl RetryPolicy {
             .with_jitter()
     }
 
+    /// The delay before retry `attempt` (1-based), without jitter: for loops that resume what
+    /// they were doing (an IMAP listing that shrinks its range) rather than repeat a call.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let first = self.first_delay_ms.max(1);
+        let ms = first.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+        Duration::from_millis(ms.min(self.max_delay_ms.max(first)))
+    }
+
+    /// Whether a loop that has made `attempt` attempts may make another.
+    pub fn may_retry(&self, attempt: u32) -> bool {
+        attempt < self.attempts
+    }
+
     /// The delays between attempts, in order (what [`backoff`](Self::backoff) builds).
     pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         self.backoff().build()
@@ -114,7 +127,9 @@ impl RetryPolicy {
     }
 }
 
-fn give_up(e: Error) -> Error {
+/// What a retry loop returns when it stops: a transient error it gave up on is marked
+/// persistent, so no loop outside retries it again.
+pub fn give_up(e: Error) -> Error {
     if e.is_transient() { e.persistent() } else { e }
 }
 
