@@ -90,14 +90,14 @@ pub fn access(args: &AccessArgs, credentials: Credentials) -> Access {
 }
 
 /// The mailbox of `copy`/`sync`/`verify`, or the report of why it cannot be built.
-fn spec(mode: Mode, args: &PairArgs) -> Result<MailboxSpec, (MailboxReport, Failure)> {
+fn spec(mode: Mode, args: &PairArgs) -> Result<MailboxSpec, Box<MailboxReport>> {
     let mut spec = MailboxSpec::new(&args.source, &args.target);
     let failed = |spec: &MailboxSpec, f: Failure| {
         let mut report = MailboxReport::new(mode, spec);
         report.outcome = "error".into();
         report.exit_code = f.exit as u8;
         report.error = Some(format!("{:#}", f.error));
-        (report, f)
+        Box::new(report)
     };
     let secret = |file: &Option<std::path::PathBuf>, command: &Option<String>| SecretSpec {
         password_file: file.clone(),
@@ -132,7 +132,7 @@ fn spec(mode: Mode, args: &PairArgs) -> Result<MailboxSpec, (MailboxReport, Fail
 async fn run_pair(mode: Mode, args: &PairArgs, quiet: bool) -> MailboxReport {
     let spec = match spec(mode, args) {
         Ok(spec) => spec,
-        Err((report, _)) => return report,
+        Err(report) => return *report,
     };
     let prepared = match mailbox::prepare(mode, &spec, None, None).await {
         Ok(prepared) => prepared,

@@ -176,8 +176,9 @@ impl MemoryStore {
             .collect()
     }
 
+    /// A missing folder is about that folder, never the end of the run (the conformance rule).
     fn missing(path: &FolderPath) -> Error {
-        Error::fatal(format!("no folder {path} in the memory store"))
+        Error::item(format!("no folder {path} in the memory store"))
     }
 }
 
