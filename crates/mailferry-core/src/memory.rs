@@ -304,9 +304,7 @@ impl Target for MemoryStore {
                     size: canonical_len(&m.body),
                     internal_date: m.internal_date,
                     flags: m.flags,
-                    fingerprint: HeaderFacts::parse(&m.body)
-                        .ok()
-                        .and_then(|h| h.fingerprint()),
+                    fingerprint: HeaderFacts::fingerprint_of(&m.body),
                 })
             })
             .collect();

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{AttributeValue, Response, SectionPath};
 use bytes::{Bytes, BytesMut};
-use mailferry_core::normalise::canonicalise;
 use mailferry_core::{Error, Flags, HeaderFacts, InternalDate, Result};
 
 use crate::conn::{Conn, Resp};
@@ -222,8 +221,7 @@ pub(crate) fn next_range(step: u32, returned: Option<usize>) -> u32 {
 
 /// The fingerprint of a message from its `HEADER.FIELDS` bytes.
 pub(crate) fn fingerprint(header: Option<Bytes>) -> Option<String> {
-    let (canonical, _) = canonicalise(header?);
-    HeaderFacts::parse(&canonical).ok()?.fingerprint()
+    HeaderFacts::fingerprint_of(&header?)
 }
 
 /// Fetches one large body in parts and assembles it. `Ok(None)` when the server returned

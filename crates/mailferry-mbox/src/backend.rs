@@ -312,7 +312,7 @@ fn existing_item(m: Message) -> ExistingItem {
         size: canonical_len(&body),
         internal_date: m.date,
         flags: m.flags,
-        fingerprint: HeaderFacts::parse(&body).ok().and_then(|h| h.fingerprint()),
+        fingerprint: HeaderFacts::fingerprint_of(&body),
     }
 }
 
