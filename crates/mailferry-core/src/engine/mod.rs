@@ -4,7 +4,7 @@
 //! A [`Migration`] owns a mailbox's source, target and state, its name (which keys its state),
 //! its [`MigrationOptions`] and the layer stack built from them, and offers [`Migration::plan`],
 //! [`Migration::copy`], [`Migration::sync`] and [`Migration::verify`], all reporting to the same
-//! progress stream and stopped by the same [`CancelToken`]. [`many`] runs many mailboxes with one
+//! progress stream and stopped by the same [`CancelToken`](crate::CancelToken). [`many`] runs many mailboxes with one
 //! memory budget between them.
 //!
 //! ```

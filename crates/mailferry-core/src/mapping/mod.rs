@@ -17,13 +17,13 @@
 //!    folds case — are a [`MappingConflict`]; unless `merge` was asked, the later one is excluded
 //!    with the reason.
 //!
-//! The result is a delimiter-free [`FolderPath`]: delimiters, encodings and escaping are the
+//! The result is a delimiter-free [`FolderPath`](crate::FolderPath): delimiters, encodings and escaping are the
 //! target backend's job. INBOX is always `INBOX`, whatever its case in the source. Every source
 //! folder ends up either in a job or in `excluded` with a reason: nothing is dropped silently.
 //!
-//! The module's rooms: [`rules`] (what the user asked: renames, regexes, include/exclude),
+//! The module's rooms: `rules` (what the user asked: renames, regexes, include/exclude),
 //! [`roles`] (special use: the one table of well-known names every backend infers roles from),
-//! [`plan`] (the mapper and the plan it makes, with collisions and the dry-run table).
+//! `plan` (the mapper and the plan it makes, with collisions and the dry-run table).
 
 mod plan;
 pub mod roles;
