@@ -44,6 +44,8 @@ pub enum Command {
     Folders(FoldersArgs),
     /// Run many mailbox pairs from a TOML or CSV plan.
     Plan(PlanArgs),
+    /// Render --report JSON files (of copy, sync, verify or plan) as one HTML page.
+    Report(ReportArgs),
 }
 
 /// How to reach and authenticate to endpoints.
@@ -193,4 +195,14 @@ pub struct PlanArgs {
     /// IMAP sessions per endpoint.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub connections: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The --report JSON files of copy, sync, verify or plan runs.
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Write one self-contained HTML page here (inline CSS and SVG, no script, no network).
+    #[arg(long, value_name = "OUT.html")]
+    pub html: PathBuf,
 }

@@ -5,6 +5,7 @@
 //! 3 connection or authentication failure.
 
 mod args;
+mod html;
 mod logging;
 mod pair;
 mod plan;
@@ -101,6 +102,7 @@ fn main() -> ExitCode {
             Command::Verify(a) => pair::run(pair::Mode::Verify, a, cli.quiet).await,
             Command::Folders(a) => pair::folders(a).await,
             Command::Plan(a) => plan::run(a, cli.quiet).await,
+            Command::Report(a) => html::run(a),
         }
     });
     match outcome {
