@@ -56,6 +56,12 @@ pub fn human_secs(s: f64) -> String {
     }
 }
 
+/// `1 group`, `3 groups`.
+fn plural(n: usize, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {noun}{s}", thousands(n as u64))
+}
+
 fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
@@ -255,9 +261,9 @@ fn errors(s: &mut String, p: &Page) {
     let groups = model::group(&incidents);
     let _ = write!(
         s,
-        "<p class=\"note\">{} incidents in {} groups.</p>",
-        thousands(incidents.len() as u64),
-        groups.len()
+        "<p class=\"note\">{} in {}.</p>",
+        plural(incidents.len(), "incident"),
+        plural(groups.len(), "group")
     );
     s.push_str("<table><tr><th>count</th><th>kind</th><th>cause</th><th>mailboxes</th><th>examples</th></tr>");
     for g in groups.iter().take(25) {
