@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod endpoint;
+pub mod manifest;
 
 pub use endpoint::{Endpoint, ImapSecurity};
 pub use mailferry_core as core;

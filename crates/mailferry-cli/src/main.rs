@@ -7,6 +7,7 @@
 mod args;
 mod html;
 mod logging;
+mod manifest_cmd;
 mod pair;
 mod plan;
 mod progress;
@@ -99,7 +100,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Copy(a) => pair::run(pair::Mode::Copy, a, cli.quiet).await,
             Command::Sync(a) => pair::run(pair::Mode::Sync, a, cli.quiet).await,
-            Command::Verify(a) => pair::run(pair::Mode::Verify, a, cli.quiet).await,
+            Command::Verify(a) => manifest_cmd::verify(a, cli.quiet).await,
             Command::Folders(a) => pair::folders(a).await,
             Command::Plan(a) => plan::run(a, cli.quiet).await,
             Command::Report(a) => html::run(a),

@@ -55,6 +55,8 @@ pub struct MailboxReport {
     pub copy: Option<Report>,
     pub sync: Option<Vec<mailferry::core::FolderSync>>,
     pub verification: Option<Verification>,
+    /// The audit manifest this run wrote to (`--manifest`), with its digest.
+    pub manifest: Option<mailferry::manifest::ManifestSummary>,
 }
 
 impl MailboxReport {
@@ -71,6 +73,7 @@ impl MailboxReport {
             copy: None,
             sync: None,
             verification: None,
+            manifest: None,
         }
     }
 
@@ -146,7 +149,11 @@ pub fn default_state_path(migration: &str) -> anyhow::Result<PathBuf> {
         .join(format!("{hash:016x}.sqlite")))
 }
 
-fn credentials(endpoint: &Endpoint, spec: &SecretSpec, side: Side) -> Result<Credentials, Failure> {
+pub(crate) fn credentials(
+    endpoint: &Endpoint,
+    spec: &SecretSpec,
+    side: Side,
+) -> Result<Credentials, Failure> {
     if !matches!(endpoint, Endpoint::Imap { .. }) {
         return Ok(Credentials::None);
     }
@@ -159,7 +166,7 @@ fn credentials(endpoint: &Endpoint, spec: &SecretSpec, side: Side) -> Result<Cre
     }
 }
 
-fn access(args: &AccessArgs, credentials: Credentials) -> Access {
+pub(crate) fn access(args: &AccessArgs, credentials: Credentials) -> Access {
     Access {
         credentials,
         ca_file: args.ca_file.clone(),
@@ -169,7 +176,11 @@ fn access(args: &AccessArgs, credentials: Credentials) -> Access {
 }
 
 /// Opens an endpoint; failures are connection failures for IMAP, configuration otherwise.
-async fn open(endpoint: &Endpoint, access: &Access, for_target: bool) -> Result<Store, Failure> {
+pub(crate) async fn open(
+    endpoint: &Endpoint,
+    access: &Access,
+    for_target: bool,
+) -> Result<Store, Failure> {
     mailferry::access::open(endpoint, access, for_target)
         .await
         .map_err(|e| {
@@ -404,17 +415,14 @@ async fn run_pair_inner(
         filter: item_filter,
         ..CopyOptions::default()
     };
+    let recorder = tri!(crate::manifest_cmd::recorder(spec, &migration));
     let writer: Arc<dyn mailferry::Target> = mailferry::core::layers::rate_limited(
         Arc::clone(&target.target),
         spec.run.max_msgs_per_sec,
         bwlimit.map(|b| b as f64),
     );
-    let copier = Copier::new(
-        Arc::clone(&source.source),
-        writer,
-        Arc::clone(&state),
-        options,
-    );
+    let (writer, copy_state) = crate::manifest_cmd::wrap(recorder.as_ref(), writer, &state);
+    let copier = Copier::new(Arc::clone(&source.source), writer, copy_state, options);
     let total = jobs.iter().map(|j| j.source.status.count).sum();
     let view = ProgressView::start(copier.progress(), total, short_label(&source_ep), quiet);
     let cancel = copier.cancel_token();
@@ -430,6 +438,7 @@ async fn run_pair_inner(
     ctrl_c.abort();
     drop(copier);
     view.finish().await;
+    report.manifest = tri!(crate::manifest_cmd::finish(recorder.as_ref()));
     let copied = tri!(copied.map_err(|e| Failure::connection(anyhow!("{e}"))));
     if !quiet {
         print!("{}", summary::copy_table(&copied));

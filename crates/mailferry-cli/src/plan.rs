@@ -157,6 +157,9 @@ pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
                 run: RunArgs {
                     dry_run: args.dry_run,
                     jobs: 2,
+                    manifest: args.manifest_dir.as_deref().map(|d| {
+                        crate::manifest_cmd::plan_manifest_path(d, &entry.source, &entry.target)
+                    }),
                     ..default_run_args()
                 },
                 state_path,
@@ -243,6 +246,7 @@ fn default_run_args() -> RunArgs {
         max_delete_percent: 10.0,
         force: false,
         read_back: false,
+        manifest: None,
     }
 }
 

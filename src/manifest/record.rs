@@ -1,0 +1,233 @@
+//! The two decorators that write a manifest as a copy goes (see the module above for why the
+//! line is written before the state's *done* record).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mailferry_core::{
+    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Error, ExistingItem, Flags,
+    Folder, FolderPath, FolderScope, FolderStatus, Item, ItemRecord, ItemStatus, Result, SourceKey,
+    SpecialUse, StateStore, Target, TargetKey,
+};
+
+use super::{Entry, Header, ManifestSummary, Writer};
+
+/// One run's manifest: the file being written and the items the target was asked to append
+/// whose outcome is not recorded yet.
+pub struct Recorder {
+    writer: Mutex<Writer>,
+    /// (source folder, source key) → the entry without its target key.
+    noted: Mutex<HashMap<(FolderPath, SourceKey), Entry>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock().map_err(|_| Error::fatal("manifest lock poisoned"))
+}
+
+impl Recorder {
+    /// Opens (or extends) the manifest at `path` for a run of `migration`.
+    pub fn create(path: &Path, migration: &str) -> Result<Arc<Recorder>> {
+        let header = Header {
+            mailferry_manifest: super::FORMAT_VERSION,
+            migration: migration.to_string(),
+            started_unix: mailferry_core::report::unix_now(),
+        };
+        Ok(Arc::new(Recorder {
+            writer: Mutex::new(Writer::open(path, &header)?),
+            noted: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The target, noting what it is asked to append.
+    pub fn wrap_target(self: &Arc<Self>, inner: Arc<dyn Target>) -> Arc<dyn Target> {
+        Arc::new(ManifestTarget {
+            inner,
+            recorder: Arc::clone(self),
+        })
+    }
+
+    /// The state store, writing a line for each item recorded done after this run appended it.
+    pub fn wrap_state(self: &Arc<Self>, inner: Arc<dyn StateStore>) -> Arc<dyn StateStore> {
+        Arc::new(ManifestState {
+            inner,
+            recorder: Arc::clone(self),
+        })
+    }
+
+    /// Ends this run's member; the summary carries the whole file's digest.
+    pub fn finish(&self) -> Result<ManifestSummary> {
+        lock(&self.writer)?.finish()
+    }
+
+    fn note(&self, target_folder: &FolderPath, batch: &[CanonicalItem]) -> Result<()> {
+        let mut noted = lock(&self.noted)?;
+        for item in batch {
+            let entry = Entry {
+                folder: item.folder.clone(),
+                source_key: item.meta.key.to_string(),
+                target_folder: target_folder.clone(),
+                target_key: String::new(),
+                size: item.size(),
+                checksum: item.checksum,
+                flags: flag_tokens(&item.meta.flags),
+                internal_date: item.internal_date().map(|d| d.to_imap()),
+                message_id: item.headers.message_id.clone(),
+            };
+            noted.insert((item.folder.clone(), item.meta.key.clone()), entry);
+        }
+        Ok(())
+    }
+
+    /// Writes the lines of the records that complete a noted append, durably, and forgets the
+    /// noted items whose outcome is now recorded.
+    fn settle(&self, scope: &FolderScope, records: &[ItemRecord]) -> Result<()> {
+        let mut lines = Vec::new();
+        {
+            let mut noted = lock(&self.noted)?;
+            for r in records {
+                if r.status == ItemStatus::Pending {
+                    continue;
+                }
+                let Some(mut entry) = noted.remove(&(scope.folder.clone(), r.key.clone())) else {
+                    continue;
+                };
+                if let (ItemStatus::Done, Some(key)) = (r.status, &r.target_key) {
+                    entry.target_key = key.to_string();
+                    lines.push(entry);
+                }
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        lock(&self.writer)?.append(&lines)
+    }
+}
+
+fn flag_tokens(flags: &Flags) -> Vec<String> {
+    flags
+        .imap_tokens()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A target that notes each item it is asked to append (its metadata only, never its body).
+pub struct ManifestTarget {
+    inner: Arc<dyn Target>,
+    recorder: Arc<Recorder>,
+}
+
+impl Target for ManifestTarget {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
+        self.inner.list_folders()
+    }
+
+    fn ensure_folder<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        special_use: Option<SpecialUse>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.ensure_folder(folder, special_use)
+    }
+
+    fn append<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        batch: &'a [CanonicalItem],
+    ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
+        Box::pin(async move {
+            self.recorder.note(folder, batch)?;
+            self.inner.append(folder, batch).await
+        })
+    }
+
+    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
+        self.inner.existing(folder)
+    }
+
+    fn read_back<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: Vec<TargetKey>,
+    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
+        self.inner.read_back(folder, keys)
+    }
+
+    fn set_flags<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        changes: Vec<(TargetKey, Flags)>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.set_flags(folder, changes)
+    }
+
+    fn delete<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: Vec<TargetKey>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.delete(folder, keys)
+    }
+}
+
+/// A state store that writes the manifest line of each appended item before recording it done.
+pub struct ManifestState {
+    inner: Arc<dyn StateStore>,
+    recorder: Arc<Recorder>,
+}
+
+impl StateStore for ManifestState {
+    fn checkpoint<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+    ) -> BoxFuture<'a, Result<Option<FolderStatus>>> {
+        self.inner.checkpoint(scope)
+    }
+
+    fn set_checkpoint<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        status: &'a FolderStatus,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.set_checkpoint(scope, status)
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        keys: &'a [SourceKey],
+    ) -> BoxFuture<'a, Result<HashMap<SourceKey, ItemRecord>>> {
+        self.inner.lookup(scope, keys)
+    }
+
+    fn record<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        records: &'a [ItemRecord],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            // A manifest that cannot be written stops the run (a fatal error): copying on
+            // without the audit trail would lose it silently.
+            self.recorder.settle(scope, records)?;
+            self.inner.record(scope, records).await
+        })
+    }
+
+    fn records<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        status: Option<ItemStatus>,
+    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>> {
+        self.inner.records(scope, status)
+    }
+
+    fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
+        self.inner.validities(scope)
+    }
+}
