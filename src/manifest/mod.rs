@@ -275,3 +275,6 @@ fn repair(path: &Path, contents: &Contents) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

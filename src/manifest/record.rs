@@ -6,9 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mailferry_core::{
-    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Error, ExistingItem, Flags,
-    Folder, FolderPath, FolderScope, FolderStatus, Item, ItemRecord, ItemStatus, Result, SourceKey,
-    SpecialUse, StateStore, Target, TargetKey,
+    AppendOutcome, BoxFuture, CanonicalItem, Error, Flags, FolderPath, FolderScope, FolderStatus,
+    Hooked, ItemRecord, ItemStatus, Result, SourceKey, StateStore, Target, TargetHook,
 };
 
 use super::{Entry, Header, ManifestSummary, Writer};
@@ -41,10 +40,12 @@ impl Recorder {
 
     /// The target, noting what it is asked to append.
     pub fn wrap_target(self: &Arc<Self>, inner: Arc<dyn Target>) -> Arc<dyn Target> {
-        Arc::new(ManifestTarget {
+        Arc::new(Hooked::new(
             inner,
-            recorder: Arc::clone(self),
-        })
+            ManifestTarget {
+                recorder: Arc::clone(self),
+            },
+        ))
     }
 
     /// The state store, writing a line for each item recorded done after this run appended it.
@@ -113,66 +114,23 @@ fn flag_tokens(flags: &Flags) -> Vec<String> {
         .collect()
 }
 
-/// A target that notes each item it is asked to append (its metadata only, never its body).
+/// The target layer ([`TargetHook`], as every layer): notes the metadata (never the body) of each
+/// item it is asked to append, then appends.
 pub struct ManifestTarget {
-    inner: Arc<dyn Target>,
     recorder: Arc<Recorder>,
 }
 
-impl Target for ManifestTarget {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn list_folders(&self) -> BoxFuture<'_, Result<Vec<Folder>>> {
-        self.inner.list_folders()
-    }
-
-    fn ensure_folder<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        special_use: Option<SpecialUse>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.ensure_folder(folder, special_use)
-    }
-
+impl TargetHook for ManifestTarget {
     fn append<'a>(
         &'a self,
+        inner: &'a dyn Target,
         folder: &'a FolderPath,
         batch: &'a [CanonicalItem],
     ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
         Box::pin(async move {
             self.recorder.note(folder, batch)?;
-            self.inner.append(folder, batch).await
+            inner.append(folder, batch).await
         })
-    }
-
-    fn existing<'a>(&'a self, folder: &'a FolderPath) -> BoxStream<'a, Result<ExistingItem>> {
-        self.inner.existing(folder)
-    }
-
-    fn read_back<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        keys: Vec<TargetKey>,
-    ) -> BoxStream<'a, Result<(TargetKey, Item)>> {
-        self.inner.read_back(folder, keys)
-    }
-
-    fn set_flags<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        changes: Vec<(TargetKey, Flags)>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.set_flags(folder, changes)
-    }
-
-    fn delete<'a>(
-        &'a self,
-        folder: &'a FolderPath,
-        keys: Vec<TargetKey>,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.delete(folder, keys)
     }
 }
 
