@@ -2,7 +2,8 @@
 //! sources, one mailbox whose source does not exist) is rendered with `mailferry report --html`,
 //! loaded in Debian's headless Chromium, and the figures are looked for in the DOM the browser
 //! built: the totals, a mailbox name, the failed mailbox's reason, and a folder name full of
-//! HTML metacharacters shown as text (not parsed as markup). A screenshot is taken too; with
+//! HTML metacharacters shown as text (not parsed as markup); the plan writes an audit manifest
+//! per mailbox (`--manifest-dir`), each listed with its digest. A screenshot is taken too; with
 //! `MAILFERRY_SCREENSHOT_OUT=PATH` it is kept there (that is how the README's picture is made).
 //!
 //! Design decisions, and why:
@@ -167,6 +168,8 @@ fn a_twenty_mailbox_plan_report_renders_its_figures_in_a_real_browser() {
         &root.join("state").display().to_string(),
         "--report",
         &report_path.display().to_string(),
+        "--manifest-dir",
+        &root.join("manifests").display().to_string(),
         "-q",
     ]);
     assert_eq!(
@@ -186,6 +189,20 @@ fn a_twenty_mailbox_plan_report_renders_its_figures_in_a_real_browser() {
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     let reason = failed[0]["error"].as_str().expect("a reason").to_string();
+    // Each mailbox that ran has its audit manifest, one line per copied message.
+    for m in mailboxes.iter().filter(|m| m["outcome"] == "ok") {
+        assert_eq!(
+            m["manifest"]["entries"], m["copy"]["totals"]["copied"],
+            "{m}"
+        );
+        let path = m["manifest"]["path"].as_str().expect("a manifest path");
+        assert!(
+            Path::new(path).starts_with(root.join("manifests")),
+            "{path}"
+        );
+        let digest = blake3::hash(&std::fs::read(path).expect("the manifest"));
+        assert_eq!(m["manifest"]["blake3"], digest.to_hex().as_str());
+    }
     assert!(reason.contains("user20-export-missing.mbox"), "{reason}");
 
     let html_path = root.join("report.html");
@@ -216,6 +233,11 @@ fn a_twenty_mailbox_plan_report_renders_its_figures_in_a_real_browser() {
         "the folder name {TRICKY_FOLDER:?} is shown as text"
     );
     assert!(!dom.contains("<script"), "no script on the page");
+    assert_eq!(
+        dom.matches("audit manifest").count(),
+        MAILBOXES - 1,
+        "each mailbox that ran shows its manifest"
+    );
     // Both charts are there: one bar per mailbox, and the throughput area.
     assert_eq!(dom.matches("class=\"bar ").count(), MAILBOXES);
     assert!(dom.contains("aria-label=\"throughput over time\""));

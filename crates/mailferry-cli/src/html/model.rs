@@ -55,6 +55,10 @@ pub struct Mailbox {
     pub verification: Option<Verification>,
     /// Throttling data, if the report carries any.
     pub throttled: Option<Value>,
+    /// The audit manifest the run wrote: (path, messages added, BLAKE3 of the file).
+    pub manifest: Option<(String, u64, String)>,
+    /// `verify --manifest`: differences as (target folder and key, what differs).
+    pub manifest_differences: Vec<(String, String)>,
     /// Parts of this mailbox's report that could not be read, with why.
     pub problems: Vec<String>,
 }
@@ -159,6 +163,36 @@ impl Mailbox {
                     .push(format!("its \"verification\" part does not read: {e}")),
             }
         }
+        if let Some(man) = v.get("manifest").filter(|m| m.is_object()) {
+            m.manifest = Some((
+                text(man, "path"),
+                man.get("entries").and_then(Value::as_u64).unwrap_or(0),
+                text(man, "blake3"),
+            ));
+        }
+        if let Some(list) = v
+            .get("manifest_check")
+            .and_then(|c| c.get("differences"))
+            .and_then(Value::as_array)
+        {
+            for d in list {
+                let folder = d
+                    .get("folder")
+                    .and_then(Value::as_array)
+                    .map(|segments| {
+                        segments
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    })
+                    .unwrap_or_default();
+                m.manifest_differences.push((
+                    format!("{folder} {}", text(d, "target_key")),
+                    text(d, "detail"),
+                ));
+            }
+        }
         m.throttled = present(v.get("throttled"))
             .or_else(|| present(v.get("copy").and_then(|c| c.get("throttled"))));
         m
@@ -241,6 +275,14 @@ impl Mailbox {
             if !parts.is_empty() {
                 out.push(format!("verify: {}", parts.join(", ")));
             }
+        }
+        if !self.manifest_differences.is_empty() {
+            out.push(format!(
+                "verify --manifest: {} differences, e.g. {}: {}",
+                self.manifest_differences.len(),
+                self.manifest_differences[0].0,
+                self.manifest_differences[0].1
+            ));
         }
         out.extend(self.conflicts.iter().cloned());
         out.extend(self.problems.iter().cloned());
@@ -339,6 +381,9 @@ pub fn incidents(page: &Page) -> Vec<Incident> {
         }
         for p in &m.problems {
             push("report".into(), p.clone(), String::new());
+        }
+        for (place, detail) in &m.manifest_differences {
+            push("verify: manifest".into(), detail.clone(), place.clone());
         }
         if let Some(c) = &m.copy {
             for f in &c.folders {

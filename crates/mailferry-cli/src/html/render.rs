@@ -398,6 +398,15 @@ fn mailboxes(s: &mut String, p: &Page) {
             }
             s.push_str("</ul>");
         }
+        if let Some((path, entries, digest)) = &m.manifest {
+            let _ = write!(
+                s,
+                "<p class=\"note\">audit manifest <code>{}</code>: {} messages, BLAKE3 <code>{}</code></p>",
+                esc(path),
+                thousands(*entries),
+                esc(digest)
+            );
+        }
         folders(s, m);
         s.push_str("</td></tr>");
     }

@@ -129,3 +129,31 @@ fn single_pair_reports_and_non_reports() {
     assert!(model::timeline(&p, 10).is_none());
     assert!(render::page(&p).contains("predate per-folder start times"));
 }
+
+#[test]
+fn manifests_and_manifest_verifications_are_shown() {
+    let mut copied = mailbox("mbox:a", "ok", 5, 0, 1.0);
+    copied["manifest"] = json!({"path": "/audit/a.jsonl.gz", "entries": 5, "total_entries": 5,
+                                "blake3": "ab".repeat(32)});
+    let checked = json!({
+        "command": "verify", "target": "maildir:/out/a", "outcome": "differ", "exit_code": 1,
+        "error": null,
+        "manifest_check": {"manifest": "/audit/a.jsonl.gz", "blake3": "cd", "runs": 1,
+            "entries": 5, "folders": 1, "torn": false,
+            "differences": [{"folder": ["INBOX"], "target_key": "17.M1", "source": "INBOX 3",
+                             "detail": "not in the target"}]}
+    });
+    let p = Page {
+        inputs: vec![
+            Input::from_json("copy.json".into(), &copied).expect("copy"),
+            Input::from_json("verify.json".into(), &checked).expect("verify"),
+        ],
+        unreadable: Vec::new(),
+    };
+    let html = render::page(&p);
+    assert!(html.contains("audit manifest <code>/audit/a.jsonl.gz</code>: 5 messages"));
+    assert!(html.contains(&"ab".repeat(32)));
+    assert!(html.contains("verify --manifest: 1 differences, e.g. INBOX 17.M1: not in the target"));
+    let groups = model::group(&model::incidents(&p));
+    assert_eq!(groups[0].kind, "verify: manifest");
+}
