@@ -278,8 +278,13 @@ impl Mailbox {
         }
         if !self.manifest_differences.is_empty() {
             out.push(format!(
-                "verify --manifest: {} differences, e.g. {}: {}",
+                "verify --manifest: {} difference{}, e.g. {}: {}",
                 self.manifest_differences.len(),
+                if self.manifest_differences.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 self.manifest_differences[0].0,
                 self.manifest_differences[0].1
             ));

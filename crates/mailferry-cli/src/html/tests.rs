@@ -153,7 +153,7 @@ fn manifests_and_manifest_verifications_are_shown() {
     let html = render::page(&p);
     assert!(html.contains("audit manifest <code>/audit/a.jsonl.gz</code>: 5 messages"));
     assert!(html.contains(&"ab".repeat(32)));
-    assert!(html.contains("verify --manifest: 1 differences, e.g. INBOX 17.M1: not in the target"));
+    assert!(html.contains("verify --manifest: 1 difference, e.g. INBOX 17.M1: not in the target"));
     let groups = model::group(&model::incidents(&p));
     assert_eq!(groups[0].kind, "verify: manifest");
 }
