@@ -258,3 +258,130 @@ fn a_manifest_round_trips_and_verify_names_what_was_tampered_with() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// The same round trip with a real IMAP target (Dovecot): target keys are APPENDUIDs, read back
+/// by UID FETCH. The target is then changed over IMAP itself (one message expunged, one
+/// flagged), as a user or a server-side rule would.
+#[test]
+fn a_manifest_checks_an_imap_target_and_names_what_changed_there() {
+    use mailferry::imap::{Auth, ImapConfig, ImapStore, Secret, Security};
+    use mailferry_core::{Flags, Target, TargetKey};
+    use mailferry_testkit::{Dovecot, DovecotOptions, require_dovecot};
+
+    if !require_dovecot() {
+        return;
+    }
+    let dovecot = Dovecot::start(DovecotOptions::default()).expect("start Dovecot");
+    let (user, password) = dovecot.login();
+    let (user, password) = (user.to_string(), password.to_string());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let src = root.join("src");
+    add_messages(&src, 30, 3);
+    let target = format!("imap://{user}@{}:{}", dovecot.host(), dovecot.imap_port());
+    let ca = dovecot.ca_pem_path().display().to_string();
+    let manifest = root.join("alice.jsonl.gz");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mailferry"))
+            .args(args)
+            .env("MAILFERRY_TARGET_PASSWORD", &password)
+            .output()
+            .expect("run mailferry")
+    };
+    let out = run(&[
+        "copy",
+        &format!("maildir:{}", src.display()),
+        &target,
+        "--ca-file",
+        &ca,
+        "--state",
+        &root.join("state.sqlite").display().to_string(),
+        "--manifest",
+        &manifest.display().to_string(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let verify = || {
+        run(&[
+            "verify",
+            "--manifest",
+            &manifest.display().to_string(),
+            &target,
+            "--ca-file",
+            &ca,
+        ])
+    };
+    let out = verify();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("30 messages"),
+        "{}",
+        text(&out)
+    );
+
+    let entries: Vec<Value> = lines(&manifest)
+        .into_iter()
+        .filter(|l| l["mailferry_manifest"].is_null())
+        .collect();
+    let in_inbox: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["target_folder"] == serde_json::json!(["INBOX"]))
+        .collect();
+    assert!(in_inbox.len() >= 2, "{entries:?}");
+    let (gone, flagged) = (in_inbox[0], in_inbox[1]);
+    let key = |e: &Value| e["target_key"].as_str().expect("key").to_string();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let config = ImapConfig::new(
+            dovecot.host(),
+            dovecot.imap_port(),
+            Security::StartTls,
+            Auth::Login {
+                user: user.clone(),
+                password: Secret::new(password.clone()),
+            },
+        )
+        .with_ca_file(dovecot.ca_pem_path());
+        let store = ImapStore::connect(config).await.expect("connect");
+        let inbox = FolderPath::inbox();
+        store
+            .delete(&inbox, vec![TargetKey::from(key(gone).as_str())])
+            .await
+            .expect("expunge one");
+        let mut flags = Flags::from_imap(
+            flagged["flags"]
+                .as_array()
+                .expect("flags")
+                .iter()
+                .filter_map(Value::as_str),
+        );
+        flags.flagged = !flags.flagged;
+        store
+            .set_flags(
+                &inbox,
+                vec![(TargetKey::from(key(flagged).as_str()), flags)],
+            )
+            .await
+            .expect("flag one");
+    });
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let differ: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("differ:"))
+        .collect();
+    assert_eq!(differ.len(), 2, "{stdout}");
+    assert!(
+        differ
+            .iter()
+            .any(|l| l.contains(&format!(" {} ", key(gone))) && l.contains("not in the target")),
+        "{stdout}"
+    );
+    assert!(
+        differ
+            .iter()
+            .any(|l| l.contains(&format!(" {} ", key(flagged))) && l.contains("flags")),
+        "{stdout}"
+    );
+}
