@@ -97,11 +97,12 @@ pub async fn check(target: &dyn Target, path: &Path) -> Result<ManifestCheck> {
                 diff(e, "not in the target".into());
                 continue;
             };
-            let (listed, now) = (
-                flags(&e.flags, caps.keywords),
-                flags_of(found, caps.keywords),
-            );
-            if listed != now {
+            // A recovered entry has no flags to compare (see `Entry::recovered`).
+            if let Some(tokens) = &e.flags
+                && let (listed, now) =
+                    (flags(tokens, caps.keywords), flags_of(found, caps.keywords))
+                && listed != now
+            {
                 diff(
                     e,
                     format!(

@@ -9,14 +9,19 @@
 //!   wraps the state store and, when the copier records an item *done*, writes the item's line
 //!   **before** passing the record on. So every item the state calls done is in the manifest,
 //!   whatever instant the process is killed at (a line whose record did not commit belongs to an
-//!   item that is in the target anyway: the append had been acknowledged). Items the run did not
-//!   write (copied by an earlier run, found in the target) are not lines of this run: the
-//!   manifest's line count equals the report's `copied`.
+//!   item that is in the target anyway: the append had been acknowledged). A run killed after
+//!   an append landed but before its line was written leaves the items *pending*; the next run
+//!   finds them in the target, and the state decorator, which saw them listed as pending, writes
+//!   their lines then (`recovered`: flags and date unknown). Items a run did not write (copied
+//!   and recorded by an earlier run, found in the target) are not lines of that run: a run's
+//!   line count is the report's `copied`, plus any recovered items.
 //! - **One gzip member per run, appended.** Re-running a copy with the same `--manifest` adds a
 //!   member (gzip readers, `zcat` included, read concatenated members as one stream), so the
 //!   file stays the audit of the whole mailbox. Each batch is sync-flushed and `fdatasync`ed, so
 //!   a killed run leaves a member that decodes up to its last batch; the next run that opens
 //!   the file rewrites that torn tail into a complete member before appending.
+//! - **Memory**: writing holds only the metadata of the batches in flight; `verify --manifest`
+//!   holds the listed entries (a few hundred bytes each) and one folder's target listing.
 //! - **JSON lines** so an auditor can read it with `zcat | jq` and no mailferry; each member
 //!   starts with a header line (`"mailferry_manifest": 1`) naming the run.
 
@@ -65,12 +70,17 @@ pub struct Entry {
     pub size: u64,
     /// BLAKE3 of the canonical bytes.
     pub checksum: Checksum,
-    /// Flags and keywords as IMAP tokens.
-    pub flags: Vec<String>,
+    /// Flags and keywords as IMAP tokens; `None` for a recovered message (see `recovered`).
+    pub flags: Option<Vec<String>>,
     /// The internal date given to the target, in IMAP form (`17-Jul-1996 02:44:25 -0700`).
     pub internal_date: Option<String>,
     /// The Message-ID, for finding a message by it.
     pub message_id: Option<String>,
+    /// Written by a run that was killed after the target stored the message and before it was
+    /// recorded; this run found it in the target (by checksum) and lists it. Only what the state
+    /// kept is known: keys, size, checksum, not flags or date.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 /// What a run wrote, for the report: where, how many lines, and the file's digest.

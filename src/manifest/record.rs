@@ -6,18 +6,27 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mailferry_core::{
-    AppendOutcome, BoxFuture, CanonicalItem, Error, Flags, FolderPath, FolderScope, FolderStatus,
-    Hooked, ItemRecord, ItemStatus, Result, SourceKey, StateStore, Target, TargetHook,
+    AppendOutcome, BoxFuture, CanonicalItem, Checksum, Error, Flags, FolderPath, FolderScope,
+    FolderStatus, Hooked, ItemRecord, ItemStatus, Result, SourceKey, StateStore, Target,
+    TargetHook,
 };
 
 use super::{Entry, Header, ManifestSummary, Writer};
+
+/// An item of the run: (source folder, source key).
+type ItemId = (FolderPath, SourceKey);
 
 /// One run's manifest: the file being written and the items the target was asked to append
 /// whose outcome is not recorded yet.
 pub struct Recorder {
     writer: Mutex<Writer>,
+    /// Source folder → target folder, as the run maps them.
+    folders: HashMap<FolderPath, FolderPath>,
     /// (source folder, source key) → the entry without its target key.
-    noted: Mutex<HashMap<(FolderPath, SourceKey), Entry>>,
+    noted: Mutex<HashMap<ItemId, Entry>>,
+    /// Items an interrupted run left pending, as the copier read them from the state:
+    /// (source folder, source key) → (canonical size, checksum).
+    recovering: Mutex<HashMap<ItemId, (u64, Option<Checksum>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
@@ -25,8 +34,13 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 }
 
 impl Recorder {
-    /// Opens (or extends) the manifest at `path` for a run of `migration`.
-    pub fn create(path: &Path, migration: &str) -> Result<Arc<Recorder>> {
+    /// Opens (or extends) the manifest at `path` for a run of `migration` whose folders map as
+    /// `folders` says (source folder, target folder).
+    pub fn create(
+        path: &Path,
+        migration: &str,
+        folders: impl IntoIterator<Item = (FolderPath, FolderPath)>,
+    ) -> Result<Arc<Recorder>> {
         let header = Header {
             mailferry_manifest: super::FORMAT_VERSION,
             migration: migration.to_string(),
@@ -34,7 +48,9 @@ impl Recorder {
         };
         Ok(Arc::new(Recorder {
             writer: Mutex::new(Writer::open(path, &header)?),
+            folders: folders.into_iter().collect(),
             noted: Mutex::new(HashMap::new()),
+            recovering: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -71,9 +87,10 @@ impl Recorder {
                 target_key: String::new(),
                 size: item.size(),
                 checksum: item.checksum,
-                flags: flag_tokens(&item.meta.flags),
+                flags: Some(flag_tokens(&item.meta.flags)),
                 internal_date: item.internal_date().map(|d| d.to_imap()),
                 message_id: item.headers.message_id.clone(),
+                recovered: false,
             };
             noted.insert((item.folder.clone(), item.meta.key.clone()), entry);
         }
@@ -86,16 +103,38 @@ impl Recorder {
         let mut lines = Vec::new();
         {
             let mut noted = lock(&self.noted)?;
+            let mut recovering = lock(&self.recovering)?;
             for r in records {
                 if r.status == ItemStatus::Pending {
                     continue;
                 }
-                let Some(mut entry) = noted.remove(&(scope.folder.clone(), r.key.clone())) else {
-                    continue;
+                let id = (scope.folder.clone(), r.key.clone());
+                let entry = match (noted.remove(&id), recovering.remove(&id)) {
+                    (Some(entry), _) => entry,
+                    (None, Some((size, Some(checksum)))) => Entry {
+                        folder: scope.folder.clone(),
+                        source_key: r.key.to_string(),
+                        target_folder: self
+                            .folders
+                            .get(&scope.folder)
+                            .cloned()
+                            .unwrap_or_else(|| scope.folder.clone()),
+                        target_key: String::new(),
+                        size,
+                        checksum,
+                        flags: None,
+                        internal_date: None,
+                        message_id: None,
+                        recovered: true,
+                    },
+                    // Not appended by this run: copied earlier, or found in the target.
+                    _ => continue,
                 };
                 if let (ItemStatus::Done, Some(key)) = (r.status, &r.target_key) {
-                    entry.target_key = key.to_string();
-                    lines.push(entry);
+                    lines.push(Entry {
+                        target_key: key.to_string(),
+                        ..entry
+                    });
                 }
             }
         }
@@ -182,7 +221,18 @@ impl StateStore for ManifestState {
         scope: &'a FolderScope,
         status: Option<ItemStatus>,
     ) -> BoxFuture<'a, Result<Vec<ItemRecord>>> {
-        self.inner.records(scope, status)
+        Box::pin(async move {
+            let records = self.inner.records(scope, status).await?;
+            // The copier reads an interrupted run's pending items to resolve them: those it
+            // then records done were written by that run, unlisted if it died before its line.
+            if status == Some(ItemStatus::Pending) {
+                let mut recovering = lock(&self.recorder.recovering)?;
+                for r in &records {
+                    recovering.insert((scope.folder.clone(), r.key.clone()), (r.size, r.checksum));
+                }
+            }
+            Ok(records)
+        })
     }
 
     fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {

@@ -157,7 +157,7 @@ async fn every_copied_item_is_listed_before_it_is_recorded_done_and_only_once() 
         manifest: path.clone(),
         violations: Mutex::new(Vec::new()),
     });
-    let recorder = Recorder::create(&path, "test").expect("manifest");
+    let recorder = Recorder::create(&path, "test", []).expect("manifest");
     let report = copy(&src, target.clone(), state.clone(), &recorder).await;
     let summary = recorder.finish().expect("finish");
     assert_eq!(report.totals.copied, 40);
@@ -182,7 +182,7 @@ async fn every_copied_item_is_listed_before_it_is_recorded_done_and_only_once() 
     assert!(check(&stored, &path).await.expect("check").is_match());
 
     // A re-run copies nothing and adds a member with no entries.
-    let recorder = Recorder::create(&path, "test").expect("manifest");
+    let recorder = Recorder::create(&path, "test", []).expect("manifest");
     let again = copy(&src, target, state, &recorder).await;
     let summary = recorder.finish().expect("finish");
     assert_eq!((again.totals.copied, summary.entries), (0, 0));
@@ -198,9 +198,10 @@ fn entry(n: u32) -> Entry {
         target_key: n.to_string(),
         size: 10,
         checksum: Checksum::of(&n.to_be_bytes()),
-        flags: vec!["\\Seen".into()],
+        flags: Some(vec!["\\Seen".into()]),
         internal_date: Some("17-Jul-1996 02:44:25 -0700".into()),
         message_id: None,
+        recovered: false,
     }
 }
 
@@ -258,4 +259,89 @@ fn a_line_that_is_not_a_manifest_line_is_named_by_number() {
     gz.finish().expect("finish");
     let err = read(&path).expect_err("a bad line");
     assert!(err.to_string().contains("line 2"), "{err}");
+}
+
+/// Stores the first batch and then fails fatally: the run stops with that batch stored but
+/// still pending in the state, as when the process is killed between the acknowledgement and
+/// the state's record (the moment where the manifest has no line for the batch yet).
+struct DiesAfterFirstAppend {
+    calls: AtomicUsize,
+}
+
+impl TargetHook for DiesAfterFirstAppend {
+    fn append<'a>(
+        &'a self,
+        inner: &'a dyn Target,
+        folder: &'a FolderPath,
+        batch: &'a [CanonicalItem],
+    ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
+        Box::pin(async move {
+            let stored = inner.append(folder, batch).await?;
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(Error::fatal("killed after the target stored the batch"));
+            }
+            Ok(stored)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_an_interrupted_run_stored_unlisted_are_listed_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.jsonl.gz");
+    let src = source(30);
+    let stored = MemoryStore::new();
+    let state = Arc::new(MemoryState::new());
+    let identity = || {
+        [FolderPath::inbox(), FolderPath::new(["Archive"])]
+            .into_iter()
+            .map(|f| (f.clone(), f))
+    };
+    let recorder = Recorder::create(&path, "test", identity()).expect("manifest");
+    let dying = Arc::new(Hooked::new(
+        Arc::new(stored.clone()),
+        DiesAfterFirstAppend {
+            calls: AtomicUsize::new(0),
+        },
+    ));
+    let copier = Copier::new(
+        Arc::new(src.clone()),
+        recorder.wrap_target(dying),
+        recorder.wrap_state(state.clone()),
+        CopyOptions::default(),
+    );
+    let jobs = copier.identity_plan().await.expect("plan");
+    assert!(copier.run(jobs).await.is_err(), "the first run dies");
+    let first = recorder.finish().expect("finish");
+    let in_target = |f: &FolderPath| stored.messages(f).len() as u64;
+    let held = in_target(&FolderPath::inbox()) + in_target(&FolderPath::new(["Archive"]));
+    assert!(held > first.entries, "some stored items are unlisted");
+
+    let recorder = Recorder::create(&path, "test", identity()).expect("manifest");
+    let report = copy(&src, Arc::new(stored.clone()), state, &recorder).await;
+    let second = recorder.finish().expect("finish");
+    let contents = read(&path).expect("read");
+    assert_eq!(
+        stored.messages(&FolderPath::inbox()).len()
+            + stored.messages(&FolderPath::new(["Archive"])).len(),
+        30,
+        "{report:?}"
+    );
+    assert_eq!(
+        contents.entries.len(),
+        30,
+        "every stored message listed once"
+    );
+    let mut keys: Vec<(FolderPath, String)> = contents
+        .entries
+        .iter()
+        .map(|e| (e.target_folder.clone(), e.target_key.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 30, "no message listed twice");
+    let recovered = contents.entries.iter().filter(|e| e.recovered).count() as u64;
+    assert_eq!(recovered, held - first.entries);
+    assert_eq!(second.entries, report.totals.copied + recovered);
+    assert!(check(&stored, &path).await.expect("check").is_match());
 }

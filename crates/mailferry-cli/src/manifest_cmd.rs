@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use mailferry::core::StateStore;
+use mailferry::core::{FolderJob, StateStore};
 use mailferry::manifest::{ManifestCheck, ManifestSummary, Recorder};
 use mailferry::{Endpoint, Target};
 use serde::Serialize;
@@ -19,7 +19,11 @@ use crate::secrets::{SecretSpec, Side};
 use crate::{Exit, Failure};
 
 /// Opens the run's manifest when `--manifest` was given.
-pub fn recorder(spec: &PairSpec, migration: &str) -> Result<Option<Arc<Recorder>>, Failure> {
+pub fn recorder(
+    spec: &PairSpec,
+    migration: &str,
+    jobs: &[FolderJob],
+) -> Result<Option<Arc<Recorder>>, Failure> {
     let Some(path) = &spec.run.manifest else {
         return Ok(None);
     };
@@ -27,7 +31,10 @@ pub fn recorder(spec: &PairSpec, migration: &str) -> Result<Option<Arc<Recorder>
         mailferry::access::create_private_dir(dir)
             .map_err(|e| Failure::usage(anyhow!("cannot create {}: {e}", dir.display())))?;
     }
-    Recorder::create(path, migration)
+    let folders = jobs
+        .iter()
+        .map(|j| (j.source.path.clone(), j.target.clone()));
+    Recorder::create(path, migration, folders)
         .map(Some)
         .map_err(|e| Failure::usage(anyhow!("{e}")))
 }

@@ -415,7 +415,7 @@ async fn run_pair_inner(
         filter: item_filter,
         ..CopyOptions::default()
     };
-    let recorder = tri!(crate::manifest_cmd::recorder(spec, &migration));
+    let recorder = tri!(crate::manifest_cmd::recorder(spec, &migration, &jobs));
     let writer: Arc<dyn mailferry::Target> = mailferry::core::layers::rate_limited(
         Arc::clone(&target.target),
         spec.run.max_msgs_per_sec,
