@@ -28,6 +28,7 @@
 mod check;
 mod record;
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -166,6 +167,8 @@ pub struct Writer {
     encoder: Option<GzEncoder<File>>,
     entries: u64,
     earlier_entries: u64,
+    /// (source folder, source key, checksum) of every entry of earlier runs.
+    earlier: HashSet<(FolderPath, String, Checksum)>,
 }
 
 impl Writer {
@@ -173,9 +176,15 @@ impl Writer {
     /// manifest after rewriting a torn last member (see the module's header).
     pub fn open(path: &Path, header: &Header) -> Result<Writer> {
         let mut earlier_entries = 0;
+        let mut earlier = HashSet::new();
         if path.exists() {
             let contents = read(path)?;
             earlier_entries = contents.entries.len() as u64;
+            earlier = contents
+                .entries
+                .iter()
+                .map(|e| (e.folder.clone(), e.source_key.clone(), e.checksum))
+                .collect();
             if contents.torn {
                 repair(path, &contents)?;
             }
@@ -186,6 +195,7 @@ impl Writer {
             encoder: Some(GzEncoder::new(file, Compression::default())),
             entries: 0,
             earlier_entries,
+            earlier,
         };
         writer.write_line(header)?;
         writer.sync()?;
@@ -203,6 +213,17 @@ impl Writer {
         encoder
             .write_all(&line)
             .map_err(|e| io_error(&self.path, "cannot write", e))
+    }
+
+    /// Whether an earlier run's member lists this item already.
+    pub fn listed_earlier(
+        &self,
+        folder: &FolderPath,
+        source_key: &str,
+        checksum: Checksum,
+    ) -> bool {
+        self.earlier
+            .contains(&(folder.clone(), source_key.to_string(), checksum))
     }
 
     /// Writes the entries of one batch and makes them durable (sync flush + fdatasync).

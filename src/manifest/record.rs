@@ -138,10 +138,16 @@ impl Recorder {
                 }
             }
         }
+        let mut writer = lock(&self.writer)?;
+        // A killed run may have written a recovered item's line just before it died (the line
+        // goes first): it is not listed twice.
+        lines.retain(|e| {
+            !(e.recovered && writer.listed_earlier(&e.folder, &e.source_key, e.checksum))
+        });
         if lines.is_empty() {
             return Ok(());
         }
-        lock(&self.writer)?.append(&lines)
+        writer.append(&lines)
     }
 }
 

@@ -42,6 +42,9 @@ struct LineBeforeDone {
     inner: MemoryState,
     manifest: std::path::PathBuf,
     violations: Mutex<Vec<String>>,
+    /// Fail the first record with a done item, as a process killed after the manifest line
+    /// and before the state's commit.
+    fail_first_done: std::sync::atomic::AtomicBool,
 }
 
 impl StateStore for LineBeforeDone {
@@ -82,6 +85,11 @@ impl StateStore for LineBeforeDone {
                 {
                     v.push(r.key.to_string());
                 }
+            }
+            if records.iter().any(|r| r.status == ItemStatus::Done)
+                && self.fail_first_done.swap(false, Ordering::SeqCst)
+            {
+                return Err(Error::fatal("killed before the state committed"));
             }
             self.inner.record(scope, records).await
         })
@@ -156,6 +164,7 @@ async fn every_copied_item_is_listed_before_it_is_recorded_done_and_only_once() 
         inner: MemoryState::new(),
         manifest: path.clone(),
         violations: Mutex::new(Vec::new()),
+        fail_first_done: std::sync::atomic::AtomicBool::new(false),
     });
     let recorder = Recorder::create(&path, "test", []).expect("manifest");
     let report = copy(&src, target.clone(), state.clone(), &recorder).await;
@@ -343,5 +352,53 @@ async fn items_an_interrupted_run_stored_unlisted_are_listed_by_the_next_run() {
     let recovered = contents.entries.iter().filter(|e| e.recovered).count() as u64;
     assert_eq!(recovered, held - first.entries);
     assert_eq!(second.entries, report.totals.copied + recovered);
+    assert!(check(&stored, &path).await.expect("check").is_match());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_written_just_before_a_kill_is_not_repeated_when_the_item_is_recovered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.jsonl.gz");
+    let src = source(30);
+    let stored = MemoryStore::new();
+    let state = Arc::new(LineBeforeDone {
+        inner: MemoryState::new(),
+        manifest: path.clone(),
+        violations: Mutex::new(Vec::new()),
+        fail_first_done: std::sync::atomic::AtomicBool::new(true),
+    });
+    let identity = || {
+        [FolderPath::inbox(), FolderPath::new(["Archive"])]
+            .into_iter()
+            .map(|f| (f.clone(), f))
+    };
+    let recorder = Recorder::create(&path, "test", identity()).expect("manifest");
+    let copier = Copier::new(
+        Arc::new(src.clone()),
+        recorder.wrap_target(Arc::new(stored.clone())),
+        recorder.wrap_state(state.clone()),
+        CopyOptions::default(),
+    );
+    let jobs = copier.identity_plan().await.expect("plan");
+    assert!(copier.run(jobs).await.is_err(), "the first run dies");
+    recorder.finish().expect("finish");
+
+    let recorder = Recorder::create(&path, "test", identity()).expect("manifest");
+    copy(&src, Arc::new(stored.clone()), state, &recorder).await;
+    recorder.finish().expect("finish");
+    let contents = read(&path).expect("read");
+    let mut keys: Vec<(FolderPath, String)> = contents
+        .entries
+        .iter()
+        .map(|e| (e.target_folder.clone(), e.target_key.clone()))
+        .collect();
+    keys.sort();
+    let listed = keys.len();
+    keys.dedup();
+    assert_eq!(
+        (listed, keys.len()),
+        (30, 30),
+        "each stored message listed once"
+    );
     assert!(check(&stored, &path).await.expect("check").is_match());
 }
