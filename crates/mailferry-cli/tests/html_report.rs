@@ -17,8 +17,9 @@
 //!   prints a note and returns, as the Dovecot tests do.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use mailferry::maildir::{Layout, Maildir, MaildirOptions};
 use mailferry_core::{FolderPath, MemoryState, MemoryStore};
@@ -27,6 +28,8 @@ use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
 use serde_json::Value;
 
 const MAILBOXES: usize = 20;
+/// Loading a small local page takes about a second; this much means the browser hangs.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
 /// A folder name a server could send: every HTML metacharacter, and non-ASCII.
 const TRICKY_FOLDER: &str = "R&D <Été> \"2024\"";
 
@@ -106,12 +109,16 @@ fn dom_text(s: &str) -> String {
         .replace('\u{a0}', "&nbsp;")
 }
 
+/// Runs headless Chromium on `page`; a browser that has not finished within
+/// [`BROWSER_TIMEOUT`] is killed and fails the test, rather than hanging it.
 fn browser(chromium: &Path, profile: &Path, extra: &[String], page: &Path) -> Output {
-    Command::new(chromium)
+    let child = Command::new(chromium)
         .args([
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            // Containers often have a small /dev/shm; the page is small, /tmp is enough.
+            "--disable-dev-shm-usage",
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
@@ -120,8 +127,27 @@ fn browser(chromium: &Path, profile: &Path, extra: &[String], page: &Path) -> Ou
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run chromium");
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done_tx.send(());
+        out
+    });
+    if done_rx.recv_timeout(BROWSER_TIMEOUT).is_err() {
+        // By pid: the waiting thread owns the `Child`. Its wait has not returned, so the
+        // process has not been reaped and the pid is still its own.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        panic!("chromium did not finish within {BROWSER_TIMEOUT:?}");
+    }
+    waiter
+        .join()
+        .expect("the waiting thread")
+        .expect("chromium's output")
 }
 
 /// The text of the element with this id, as serialised in the DOM.
