@@ -52,7 +52,8 @@ pub fn run(args: ReportArgs) -> Result<Exit, Failure> {
         )));
     }
     let html = render::page(&page);
-    std::fs::write(&args.html, html)
+    // Private, like the JSON reports it is made from: it names mailboxes and their errors.
+    mailferry::access::write_private_file(&args.html, html.as_bytes())
         .map_err(|e| Failure::usage(anyhow!("cannot write {}: {e}", args.html.display())))?;
     Ok(if page.unreadable.is_empty() {
         Exit::Ok
