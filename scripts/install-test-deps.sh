@@ -5,6 +5,7 @@
 #   isync          mbsync, for the side-by-side comparison benches
 #   time           /usr/bin/time: CPU seconds and peak RSS of each tool in the comparison
 #   valgrind       callgrind, for the instruction-count regression gate (benches/icount)
+#   chromium       headless browser: the HTML report test loads the page and reads its DOM
 # Idempotent, and quick (no package manager call) when everything is present.
 # The tests run their own Dovecot instances (mailferry-testkit::dovecot); the system service is
 # neither needed nor left running: its start is denied during the install, and if it runs anyway
@@ -19,9 +20,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
 [[ -x /usr/bin/time ]] || missing+=(time)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "install-test-deps: dovecot-imapd, openssl, isync, time and valgrind are present"
+    echo "install-test-deps: dovecot-imapd, openssl, isync, time, valgrind and chromium are present"
     exit 0
 fi
 
@@ -80,7 +82,7 @@ if [[ " ${missing[*]} " == *" dovecot-imapd "* ]]; then
     fi
 fi
 
-for tool in /usr/sbin/dovecot openssl mbsync /usr/bin/time; do
+for tool in /usr/sbin/dovecot openssl mbsync /usr/bin/time chromium; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after the install" >&2
         exit 1

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod endpoint;
 pub mod mailbox;
+pub mod manifest;
 
 pub use endpoint::{Endpoint, ImapSecurity};
 pub use mailferry_core as core;

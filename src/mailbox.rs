@@ -31,6 +31,7 @@ use crate::core::{
     MigrationOptions, Report, Result, StateStore, Verification,
 };
 use crate::endpoint::Endpoint;
+use crate::manifest::{ManifestSummary, Recorder};
 
 /// Which pass to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,8 @@ pub struct MailboxSpec {
     pub options: MigrationOptions,
     /// Plan and report, write nothing.
     pub dry_run: bool,
+    /// copy/sync: the audit manifest to write every copied message to ([`crate::manifest`]).
+    pub manifest: Option<PathBuf>,
 }
 
 impl MailboxSpec {
@@ -81,6 +84,7 @@ impl MailboxSpec {
             state: None,
             options: MigrationOptions::default(),
             dry_run: false,
+            manifest: None,
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct MailboxReport {
     pub sync: Option<Vec<FolderSync>>,
     /// The comparison of verify.
     pub verification: Option<Verification>,
+    /// The audit manifest this run wrote to (`--manifest`), with its digest.
+    pub manifest: Option<ManifestSummary>,
 }
 
 /// The command line's exit code for an error that stopped a run: 3 for reaching or logging in
@@ -139,6 +145,7 @@ impl MailboxReport {
             copy: None,
             sync: None,
             verification: None,
+            manifest: None,
         }
     }
 
@@ -230,6 +237,7 @@ pub struct PreparedMailbox {
     pub plan: FolderPlan,
     mode: Mode,
     report: MailboxReport,
+    recorder: Option<Arc<Recorder>>,
 }
 
 /// Opens both endpoints and the state, builds the [`Migration`] and plans its folders. An IMAP
@@ -244,11 +252,12 @@ pub async fn prepare(
 ) -> std::result::Result<PreparedMailbox, MailboxReport> {
     let mut report = MailboxReport::new(mode, spec);
     match prepare_inner(mode, spec, budget, metrics, &mut report).await {
-        Ok((migration, plan)) => Ok(PreparedMailbox {
+        Ok((migration, plan, recorder)) => Ok(PreparedMailbox {
             migration,
             plan,
             mode,
             report,
+            recorder,
         }),
         Err(e) => Err(report.fail(&e)),
     }
@@ -260,7 +269,7 @@ async fn prepare_inner(
     budget: Option<MemoryBudget>,
     metrics: Option<Arc<Metrics>>,
     report: &mut MailboxReport,
-) -> Result<(Migration, FolderPlan)> {
+) -> Result<(Migration, FolderPlan, Option<Arc<Recorder>>)> {
     let config = |e: Error| e.with_domain(ErrorDomain::Config);
     let source_ep = Endpoint::parse(&spec.source).map_err(config)?;
     let target_ep = Endpoint::parse(&spec.target).map_err(config)?;
@@ -303,18 +312,49 @@ async fn prepare_inner(
         open_state(&state_path)?
     };
     let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
-    let mut migration = Migration::with_metrics(
-        name,
-        source.source,
-        target.target,
-        state,
-        spec.options.clone(),
-        metrics,
-    )?;
-    if let Some(budget) = budget {
-        migration = migration.share_budget(budget);
-    }
+    let build = |target: Arc<dyn crate::Target>, state: Arc<dyn StateStore>| {
+        let migration = Migration::with_metrics(
+            name.clone(),
+            Arc::clone(&source.source),
+            target,
+            state,
+            spec.options.clone(),
+            Arc::clone(&metrics),
+        )?;
+        Ok::<_, Error>(match budget.clone() {
+            Some(budget) => migration.share_budget(budget),
+            None => migration,
+        })
+    };
+    let mut migration = build(Arc::clone(&target.target), Arc::clone(&state))?;
     let plan = migration.plan().await?;
+    // The manifest needs the folder map, known once planned: the migration is rebuilt (no I/O)
+    // with the recording target and state (see `crate::manifest` for why both).
+    let recorder = match &spec.manifest {
+        Some(path) if !spec.dry_run && mode != Mode::Verify => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::access::create_private_dir(dir).map_err(|e| {
+                    Error::io(
+                        ErrorKind::Fatal,
+                        format!("cannot create {}", dir.display()),
+                        e,
+                    )
+                })?;
+            }
+            let folders = plan
+                .jobs()
+                .into_iter()
+                .map(|j| (j.source.path.clone(), j.target.clone()));
+            let recorder = Recorder::create(path, &name, folders)
+                .map_err(|e| e.with_domain(ErrorDomain::Storage))?;
+            migration = build(
+                recorder.wrap_target(Arc::clone(&target.target)),
+                recorder.wrap_state(Arc::clone(&state)),
+            )?;
+            Some(recorder)
+        }
+        _ => None,
+    };
     report.excluded_folders = plan
         .mapping
         .excluded
@@ -339,7 +379,7 @@ async fn prepare_inner(
             )
         })
         .collect();
-    Ok((migration, plan))
+    Ok((migration, plan, recorder))
 }
 
 impl PreparedMailbox {
@@ -360,8 +400,29 @@ impl PreparedMailbox {
             migration,
             plan,
             mode,
-            mut report,
+            report,
+            recorder,
         } = self;
+        let mut report = Self::run_mode(migration, plan, mode, report).await;
+        // Ends the run's manifest member, after a failed copy too: what was copied is listed.
+        if let Some(recorder) = recorder {
+            match recorder.finish() {
+                Ok(summary) => report.manifest = Some(summary),
+                Err(e) if report.error.is_none() => {
+                    report = report.fail(&e.with_domain(ErrorDomain::Storage));
+                }
+                Err(e) => tracing::warn!("finishing the manifest: {e}"),
+            }
+        }
+        report
+    }
+
+    async fn run_mode(
+        migration: Migration,
+        plan: FolderPlan,
+        mode: Mode,
+        mut report: MailboxReport,
+    ) -> MailboxReport {
         match mode {
             Mode::Verify => match migration.verify_planned(&plan).await {
                 Ok(v) => {

@@ -120,6 +120,7 @@ fn spec(mode: Mode, args: &PairArgs) -> Result<MailboxSpec, Box<MailboxReport>> 
         spec.source_access = access(a, source);
         spec.target_access = access(a, target);
         spec.state = args.run.state.clone();
+        spec.manifest = args.run.manifest.clone();
         spec.dry_run = args.run.dry_run;
         Ok::<_, Failure>(())
     })();

@@ -156,6 +156,10 @@ fn spec(entry: &PlanEntry, args: &PlanArgs) -> Result<MailboxSpec, Failure> {
         .validate()
         .map_err(|e| Failure::usage(anyhow!("{e}")))?;
     spec.dry_run = args.dry_run;
+    spec.manifest = args
+        .manifest_dir
+        .as_deref()
+        .map(|d| crate::manifest_cmd::plan_manifest_path(d, &entry.source, &entry.target));
     Ok(spec)
 }
 
