@@ -48,6 +48,7 @@ pub mod flags;
 pub mod folder;
 pub mod headers;
 pub mod item;
+pub mod key;
 pub mod layers;
 pub mod mapping;
 pub mod memory;
