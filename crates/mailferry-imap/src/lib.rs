@@ -44,6 +44,7 @@ mod folders;
 mod handshake;
 mod pool;
 mod proto;
+mod reader;
 mod source;
 mod target;
 mod transport;
