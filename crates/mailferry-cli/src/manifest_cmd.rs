@@ -161,16 +161,7 @@ async fn check(
         password_env: None,
     };
     let credentials = pair::credentials(target, &secret, Side::Target)?;
-    let store = mailferry::access::open(&endpoint, &pair::access(access, credentials), false)
-        .await
-        .map_err(|e| {
-            let err = anyhow!("{endpoint}: {e}");
-            if matches!(endpoint, Endpoint::Imap { .. }) || e.is_transient() {
-                Failure::connection(err)
-            } else {
-                Failure::usage(err)
-            }
-        })?;
+    let store = pair::open_one(&endpoint, &pair::access(access, credentials)).await?;
     mailferry::manifest::check(&*store.target, manifest)
         .await
         .map_err(|e| {

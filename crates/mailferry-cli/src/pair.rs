@@ -218,6 +218,24 @@ pub async fn run(mode: Mode, args: PairArgs, quiet: bool) -> Result<Exit, Failur
     Ok(exit_of(&report))
 }
 
+/// Opens one endpoint on its own (`folders`, `verify --manifest`): a failure is a connection
+/// failure for IMAP (or a transient one), a usage error otherwise.
+pub async fn open_one(
+    endpoint: &Endpoint,
+    access: &Access,
+) -> Result<mailferry::access::Store, Failure> {
+    mailferry::access::open(endpoint, access, false)
+        .await
+        .map_err(|e| {
+            let err = anyhow!("{endpoint}: {e}");
+            if matches!(endpoint, Endpoint::Imap { .. }) || e.is_transient() {
+                Failure::connection(err)
+            } else {
+                Failure::usage(err)
+            }
+        })
+}
+
 /// `folders`: the tree with counts, sizes and roles.
 pub async fn folders(args: FoldersArgs) -> Result<Exit, Failure> {
     let endpoint = Endpoint::parse(&args.endpoint).map_err(Failure::usage)?;
@@ -233,16 +251,7 @@ pub async fn folders(args: FoldersArgs) -> Result<Exit, Failure> {
         connections: 1,
         ..AccessArgs::default()
     };
-    let store = mailferry::access::open(&endpoint, &access(&access_args, cred), false)
-        .await
-        .map_err(|e| {
-            let err = anyhow!("{endpoint}: {e}");
-            if matches!(endpoint, Endpoint::Imap { .. }) || e.is_transient() {
-                Failure::connection(err)
-            } else {
-                Failure::usage(err)
-            }
-        })?;
+    let store = open_one(&endpoint, &access(&access_args, cred)).await?;
     let mut folders = store
         .source
         .list_folders()

@@ -15,7 +15,7 @@ use crate::copier::FolderJob;
 use crate::error::{Error, Result};
 use crate::flags::Flags;
 use crate::item::{SourceKey, TargetKey};
-use crate::progress::{Progress, RunControl};
+use crate::progress::RunControl;
 use crate::state::{FolderScope, ItemStatus, StateStore};
 
 /// What to carry over.
@@ -94,32 +94,12 @@ pub async fn sync_changes_with(
                 .with_domain(crate::error::ErrorDomain::Config),
         );
     }
-    let control = &control;
-    let results: Vec<Result<Option<FolderSync>>> = futures_util::stream::iter(jobs)
-        .map(|job| async move {
-            if control.cancel.is_cancelled() {
-                return Ok(None);
-            }
-            control.progress.send(Progress::FolderStarted {
-                folder: job.source.path.clone(),
-                total: job.source.status.count,
-                bytes: job.source.status.size,
-            });
+    control
+        .per_folder(jobs, |job| async move {
             let s = sync_folder(source, target, state, job, options).await?;
-            control.progress.send(Progress::FolderFinished {
-                folder: job.source.path.clone(),
-                counts: crate::report::Counts::default(),
-            });
-            Ok(Some(s))
+            Ok((s, crate::report::Counts::default()))
         })
-        .buffered(control.concurrency.max(1))
-        .collect()
-        .await;
-    let mut out = Vec::with_capacity(results.len());
-    for r in results {
-        out.extend(r?);
-    }
-    Ok(out)
+        .await
 }
 
 async fn sync_folder(

@@ -22,7 +22,7 @@ use crate::flags::Flags;
 use crate::headers::header_end;
 use crate::item::{ItemMeta, SourceKey, TargetKey};
 use crate::normalise::canonicalise;
-use crate::progress::{Progress, RunControl};
+use crate::progress::RunControl;
 use crate::state::{FolderScope, ItemStatus, StateStore};
 
 /// How to verify.
@@ -130,35 +130,17 @@ pub async fn verify_with(
     options: &VerifyOptions,
     control: RunControl,
 ) -> Result<Verification> {
-    let control = &control;
-    let folders: Vec<Result<Option<FolderVerification>>> = futures_util::stream::iter(jobs)
-        .map(|job| async move {
-            if control.cancel.is_cancelled() {
-                return Ok(None);
-            }
-            control.progress.send(Progress::FolderStarted {
-                folder: job.source.path.clone(),
-                total: job.source.status.count,
-                bytes: job.source.status.size,
-            });
+    let folders = control
+        .per_folder(jobs, |job| async move {
             let v = verify_folder(source, target, state, job, options).await?;
-            control.progress.send(Progress::FolderFinished {
-                folder: job.source.path.clone(),
-                counts: crate::report::Counts {
-                    seen: v.source_count,
-                    ..Default::default()
-                },
-            });
-            Ok(Some(v))
+            let counts = crate::report::Counts {
+                seen: v.source_count,
+                ..Default::default()
+            };
+            Ok((v, counts))
         })
-        .buffered(control.concurrency.max(1))
-        .collect()
-        .await;
-    let mut out = Vec::with_capacity(folders.len());
-    for f in folders {
-        out.extend(f?);
-    }
-    Ok(Verification { folders: out })
+        .await?;
+    Ok(Verification { folders })
 }
 
 async fn verify_folder(
