@@ -283,3 +283,72 @@ impl Migration {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{Flags, FolderPath, MemoryState, MemoryStore};
+
+    fn three_folders() -> MemoryStore {
+        let store = MemoryStore::new();
+        for f in ["INBOX", "Archive", "Work"] {
+            for i in 0..5 {
+                store.insert(
+                    &FolderPath::new([f]),
+                    Bytes::from(format!("Subject: {f} {i}\r\n\r\nbody\r\n")),
+                    Flags::default(),
+                    None,
+                );
+            }
+        }
+        store
+    }
+
+    fn migration(source: MemoryStore, target: MemoryStore) -> Migration {
+        let options = MigrationOptions {
+            jobs: 2,
+            ..MigrationOptions::default()
+        };
+        Migration::new(
+            "test",
+            Arc::new(source),
+            Arc::new(target),
+            Arc::new(MemoryState::new()),
+            options,
+        )
+        .expect("options")
+    }
+
+    #[tokio::test]
+    async fn verify_and_sync_report_progress_per_folder_like_copy() {
+        let target = MemoryStore::new();
+        let m = migration(three_folders(), target);
+        let mut events = m.progress();
+        assert_eq!(m.copy().await.expect("copy").totals.copied, 15);
+        let verification = m.verify().await.expect("verify");
+        assert!(verification.is_match(), "{verification:#?}");
+        let synced = m.sync().await.expect("sync");
+        assert_eq!(synced.folders.len(), 3);
+        let mut finished = 0;
+        while let Ok(e) = events.try_recv() {
+            if matches!(e, Progress::FolderFinished { .. }) {
+                finished += 1;
+            }
+        }
+        // copy, verify, sync's copy and sync's change pass: four passes over three folders.
+        assert_eq!(finished, 12);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_migration_starts_no_folder_in_any_mode() {
+        let m = migration(three_folders(), MemoryStore::new());
+        m.cancel_token().cancel();
+        let verification = m.verify().await.expect("verify");
+        assert!(verification.folders.is_empty());
+        let report = m.copy().await.expect("copy");
+        assert!(report.cancelled);
+        assert_eq!(report.totals.copied, 0);
+    }
+}
