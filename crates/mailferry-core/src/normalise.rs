@@ -253,11 +253,16 @@ pub fn to_wire(raw: Bytes) -> (Bytes, Normalisation) {
         return (raw, Normalisation::default());
     }
     let e = count_endings(&raw);
+    // Mixed: bare LFs and CRLF line ends. A CRLF right after a lone CR does not count: it is
+    // how an LF store holds that line (see the module doc), not a second kind of line end.
+    let mixed = e.bare_lf() > 0
+        && e.crlf > 0
+        && e.crlf > memchr::memmem::find_iter(&raw, b"\r\r\n").count() as u64;
     let changes = Normalisation {
         bare_lf: e.bare_lf(),
         bare_cr: 0,
         lone_cr: e.lone_cr(),
-        mixed_endings: u64::from(e.bare_lf() > 0 && e.crlf > 0),
+        mixed_endings: u64::from(mixed),
     };
     if changes.bare_lf == 0 {
         return (raw, changes);
