@@ -59,6 +59,31 @@ fn messages(dir: &Path, out: &mut Vec<Bytes>) {
     }
 }
 
+/// Every corpus file that is a message, whatever its extension: not the expected-parse
+/// `.json` files, `SOURCES.md`, dotfiles or empty files.
+fn every_message(dir: &Path, out: &mut Vec<Bytes>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            every_message(&path, out);
+        } else if !name.ends_with(".json")
+            && !name.ends_with(".md")
+            && let Ok(bytes) = std::fs::read(&path)
+            && !bytes.is_empty()
+        {
+            out.push(Bytes::from(bytes));
+        }
+    }
+}
+
 async fn copy(source: Arc<dyn Source>, target: Arc<dyn Target>) -> Report {
     let copier = Copier::new(
         source,
@@ -209,8 +234,8 @@ async fn imap_to_imap_and_through_maildir_and_mbox_is_byte_exact_by_raw_body_rea
         return;
     };
     let mut corpus = Vec::new();
-    messages(&dir, &mut corpus);
-    assert!(corpus.len() > 300, "found only {} messages", corpus.len());
+    every_message(&dir, &mut corpus);
+    assert!(corpus.len() > 600, "found only {} messages", corpus.len());
     let d = Dovecot::start(DovecotOptions {
         users: USERS
             .iter()
@@ -301,4 +326,100 @@ async fn imap_to_imap_and_through_maildir_and_mbox_is_byte_exact_by_raw_body_rea
         problems.join("\n")
     );
     eprintln!("{compared} messages byte-identical to the source by raw BODY[] on three routes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_dovecot_changes_are_named_by_verify() {
+    if !mailferry_testkit::require_dovecot() {
+        return;
+    }
+    // Dovecot's default configuration: it rewrites some lone CRs on APPEND (see STORES_AS_SENT).
+    let d = Dovecot::start(DovecotOptions {
+        users: ["source", "target"]
+            .iter()
+            .map(|u| (u.to_string(), format!("pw-{u}")))
+            .collect(),
+        ..DovecotOptions::default()
+    })
+    .expect("start dovecot");
+    let folder = FolderPath::new(["Generated"]);
+    d.fill(
+        "source",
+        GENERATED
+            .iter()
+            .enumerate()
+            .map(|(i, body)| GeneratedMessage {
+                folder: folder.clone(),
+                body: Bytes::from_static(body),
+                flags: Flags::default(),
+                internal_date: InternalDate::from_timestamp(1_500_000_000 + i as i64 * 60),
+            }),
+    )
+    .expect("fill the source");
+    let (source, target) = (
+        imap_store(&d, "source").await,
+        imap_store(&d, "target").await,
+    );
+    let state = Arc::new(MemoryState::new());
+    let copier = Copier::new(
+        source.clone(),
+        target.clone(),
+        state.clone(),
+        CopyOptions::default(),
+    );
+    let plan = copier.identity_plan().await.expect("plan");
+    let report = copier.run(plan.clone()).await.expect("copy");
+    assert_eq!(report.totals.failed, 0, "{report:#?}");
+
+    let want = common::raw::RawSession::login(&d, "source", "pw-source")
+        .await
+        .bodies("Generated")
+        .await;
+    let got = common::raw::RawSession::login(&d, "target", "pw-target")
+        .await
+        .bodies("Generated")
+        .await;
+    // Messages the server changed: what the source has and the target does not.
+    let changed_by_server = differences(&want, &got)
+        .iter()
+        .filter(|d| d.starts_with("missing"))
+        .count();
+    assert!(changed_by_server > 0, "the default Dovecot changed nothing");
+
+    let verification = mailferry_core::verify(
+        source.as_ref(),
+        target.as_ref(),
+        state.as_ref(),
+        &plan,
+        &mailferry_core::VerifyOptions {
+            migration: CopyOptions::default().migration,
+            read_back: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("verify");
+    let generated = verification
+        .folders
+        .iter()
+        .find(|f| f.source == folder)
+        .expect("the folder was verified");
+    assert!(
+        generated.missing.is_empty() && generated.extra.is_empty(),
+        "{generated:#?}"
+    );
+    // Each message the server changed is named, with where its bytes differ.
+    assert_eq!(
+        generated.rewritten_by_target.len(),
+        changed_by_server,
+        "{generated:#?}"
+    );
+    assert!(
+        generated
+            .rewritten_by_target
+            .iter()
+            .all(|d| d.detail.contains("bytes differ from offset")),
+        "{generated:#?}"
+    );
+    assert!(!verification.is_match());
 }
