@@ -395,6 +395,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lone_crs_verify_and_a_copy_that_made_them_line_endings_is_named() {
+        let inbox = FolderPath::inbox();
+        let source = MemoryStore::new();
+        source.insert(
+            &inbox,
+            Bytes::from_static(b"Message-ID: <mac@v>\r\nSubject: mac\r\n\r\nold\rmac\r"),
+            Flags::default(),
+            Some(InternalDate::from_timestamp(1_000)),
+        );
+        let target = MemoryStore::new();
+        let state = Arc::new(MemoryState::new());
+        let copier = Copier::new(
+            Arc::new(source.clone()),
+            Arc::new(target.clone()),
+            state.clone(),
+            CopyOptions::default(),
+        );
+        let jobs = copier.identity_plan().await.expect("plan");
+        copier.run(jobs.clone()).await.expect("copy");
+        for read_back in [false, true] {
+            let v = verify(&source, &target, &*state, &jobs, &options(read_back))
+                .await
+                .expect("verify");
+            assert!(v.is_match(), "{v:#?}");
+        }
+        // The target as versions before lone CRs were kept wrote it: each one a line ending.
+        use crate::Target as _;
+        let (&uid, stored) = target
+            .messages(&inbox)
+            .iter()
+            .next()
+            .map(|(k, m)| (k, m.clone()))
+            .expect("copied");
+        target
+            .delete(&inbox, vec![TargetKey(uid.to_string())])
+            .await
+            .expect("delete");
+        let (canonical, _) = crate::normalise::canonicalise(stored.body);
+        let k = target.insert(&inbox, canonical, stored.flags, stored.internal_date);
+        let scope = FolderScope {
+            migration: "default".into(),
+            folder: inbox.clone(),
+            validity: jobs[0].source.status.validity,
+        };
+        let mut records = state.records(&scope, None).await.expect("records");
+        records[0].target_key = Some(TargetKey(k.to_string()));
+        state.record(&scope, &records).await.expect("record");
+        let v = verify(&source, &target, &*state, &jobs, &options(true))
+            .await
+            .expect("verify");
+        let f = &v.folders[0];
+        assert!(f.missing.is_empty() && f.extra.is_empty(), "{f:#?}");
+        assert_eq!(f.changed.len(), 1, "the size differs: {f:#?}");
+        assert_eq!(f.rewritten_by_target.len(), 1, "{f:#?}");
+        assert!(
+            f.rewritten_by_target[0]
+                .detail
+                .contains("only line endings differ"),
+            "{f:#?}"
+        );
+    }
+
+    #[tokio::test]
     async fn missing_extra_flags_dates_and_rewritten_bytes_are_reported() {
         let (source, target, state, jobs) = copied().await;
         let inbox = FolderPath::inbox();
