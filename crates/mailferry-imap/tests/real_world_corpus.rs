@@ -165,7 +165,7 @@ const GENERATED: [&[u8]; 8] = [
 /// Dovecot's default (`mail_save_crlf = no`) stores an APPENDed message with LF line ends and
 /// serves LF as CRLF, so a lone CR right before a CRLF (`x\r\r\n`) comes back as `x\r\n`, and
 /// a lone CR at the very end of a message is dropped: the server changes those bytes, however
-/// faithfully they are sent (dsync and imapsync included). With `mail_save_crlf = yes` it stores
+/// faithfully they are sent. With `mail_save_crlf = yes` it stores
 /// the bytes as sent. The exact routes use that; `default_dovecot_changes_are_named_by_verify`
 /// shows the default's changes named per message.
 const STORES_AS_SENT: &str = "mail_save_crlf = yes\n";
@@ -188,12 +188,35 @@ async fn imap_store(d: &Dovecot, user: &str) -> Arc<ImapStore> {
 }
 
 /// Copies with a fresh state and asserts nothing failed and nothing was named as changed (the
-/// source Dovecot serves every message in wire form, so no hop has a reason to change one).
+/// source Dovecot serves every message in wire form, so no hop has a reason to change one);
+/// then `verify` with read-back, which compares the bytes each store holds, must find a match.
 async fn copy_exactly(route: &str, source: Arc<dyn Source>, target: Arc<dyn Target>) -> Report {
-    let report = copy(source, target).await;
+    let state = Arc::new(MemoryState::new());
+    let copier = Copier::new(
+        source.clone(),
+        target.clone(),
+        state.clone(),
+        CopyOptions::default(),
+    );
+    let plan = copier.identity_plan().await.expect("plan");
+    let report = copier.run(plan.clone()).await.expect("copy");
     assert_eq!(report.totals.failed, 0, "{route}: {report:#?}");
     let changed: Vec<_> = report.folders.iter().flat_map(|f| &f.changed).collect();
     assert!(changed.is_empty(), "{route}: {changed:#?}");
+    let verification = mailferry_core::verify(
+        source.as_ref(),
+        target.as_ref(),
+        state.as_ref(),
+        &plan,
+        &mailferry_core::VerifyOptions {
+            migration: CopyOptions::default().migration,
+            read_back: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("verify");
+    assert!(verification.is_match(), "{route}: {verification:#?}");
     report
 }
 
