@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream;
-use mailferry_core::normalise::wire_len;
+use mailferry_core::normalise::{canonical_head, wire_len};
 use mailferry_core::{
     AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Checkpoint, Error, ErrorKind,
     ExistingItem, Folder, FolderPath, HeaderFacts, Item, ItemMeta, Result, Source, SourceKey,
@@ -306,7 +306,11 @@ fn existing_item(m: Message) -> ExistingItem {
         size: wire_len(&body),
         internal_date: m.date,
         flags: m.flags,
-        fingerprint: HeaderFacts::parse(&body).ok().and_then(|h| h.fingerprint()),
+        // From the canonical head, as the copier computes it, so a lone CR in a header cannot
+        // make the two disagree.
+        fingerprint: HeaderFacts::parse(&canonical_head(&body))
+            .ok()
+            .and_then(|h| h.fingerprint()),
     }
 }
 
