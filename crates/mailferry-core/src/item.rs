@@ -147,3 +147,54 @@ impl CanonicalItem {
         self.meta.internal_date.or(self.headers.date)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalise::canonicalise;
+
+    fn prepare(body: Bytes) -> CanonicalItem {
+        CanonicalItem::prepare(Item {
+            folder: FolderPath::inbox(),
+            meta: ItemMeta {
+                key: SourceKey::from("1"),
+                size: body.len() as u64,
+                flags: Flags::default(),
+                internal_date: None,
+            },
+            body,
+        })
+        .expect("prepares")
+    }
+
+    #[test]
+    fn lone_crs_are_carried_without_a_copy_and_checksummed_in_canonical_form() {
+        let raw = Bytes::from(b"Subject: mac\r\rX-Odd: 1\r\n\r\nold\rmac\r".to_vec());
+        let item = prepare(raw.clone());
+        // The source's bytes themselves: no second copy of the message is held.
+        assert_eq!(item.body.as_ptr(), raw.as_ptr());
+        assert_eq!(item.body, raw);
+        assert_eq!(item.size(), raw.len() as u64);
+        assert_eq!(item.checksum, Checksum::of(&canonicalise(raw).0));
+        assert_eq!(item.normalisation.lone_cr, 4);
+        assert!(item.normalisation.is_unchanged());
+        // Header facts as from the canonical form: the lone CR ends the Subject line.
+        assert_eq!(item.headers.subject.as_deref(), Some("mac"));
+    }
+
+    #[test]
+    fn an_lf_message_becomes_crlf_and_keeps_its_checksum() {
+        let raw = Bytes::from_static(b"Subject: lf\n\nbody\rwith a lone cr\n");
+        let item = prepare(raw.clone());
+        assert_eq!(
+            &item.body[..],
+            b"Subject: lf\r\n\r\nbody\rwith a lone cr\r\n"
+        );
+        assert_eq!(item.checksum, Checksum::of(&canonicalise(raw).0));
+        assert_eq!(
+            (item.normalisation.bare_lf, item.normalisation.lone_cr),
+            (3, 1)
+        );
+        assert_eq!(item.normalisation.mixed_endings, 0);
+    }
+}
