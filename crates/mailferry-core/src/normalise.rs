@@ -27,6 +27,11 @@
 //! | Maildir | LF storage form | every message | none of the message; its file holds LF (the storage form) |
 //! | mbox | LF storage form, `>From ` quoted (mboxrd) | every message | none of the message; quoting is undone on read |
 //!
+//! What an IMAP *server* then keeps is its own business: Dovecot with its default
+//! `mail_save_crlf = no` stores LF and so drops a lone CR right before a CRLF and a lone CR that
+//! ends a message (with `mail_save_crlf = yes` it keeps the bytes as sent). `verify --read-back`
+//! compares wire forms and names every message a server changed that way.
+//!
 //! A message whose line endings are *mixed* (some CRLF, some bare LF) has no store that keeps it
 //! as it is — IMAP needs CRLF everywhere, an LF store writes LF everywhere — so its line endings
 //! are unified, counted in [`Normalisation::mixed_endings`] and the message is named in the
