@@ -59,18 +59,21 @@ impl ManifestCheck {
 pub async fn check(target: &dyn Target, path: &Path) -> Result<ManifestCheck> {
     let contents = read(path)?;
     let caps = target.capabilities();
+    let runs = contents.headers.len();
+    let listed = contents.entries.len() as u64;
+    // Moved, not copied: the entries are the bulk of this check's memory.
     let mut by_folder: BTreeMap<FolderPath, Vec<Entry>> = BTreeMap::new();
-    for e in &contents.entries {
+    for e in contents.entries {
         by_folder
             .entry(e.target_folder.clone())
             .or_default()
-            .push(e.clone());
+            .push(e);
     }
     let mut out = ManifestCheck {
         manifest: path.to_path_buf(),
         blake3: digest(path)?,
-        runs: contents.headers.len(),
-        entries: contents.entries.len() as u64,
+        runs,
+        entries: listed,
         folders: by_folder.len(),
         torn: contents.torn,
         differences: Vec::new(),
