@@ -4,8 +4,8 @@
 //! run's report; [`check`] re-checks a target against it months later, without the source.
 //!
 //! Design decisions, and why:
-//! - **Recorded by decorators, not inside the copier.** [`ManifestTarget`] (a target layer) wraps the
-//!   target and notes the metadata of each item it is asked to append; [`ManifestState`]
+//! - **Recorded by decorators, not inside the copier.** [`ManifestTarget`] (a target layer)
+//!   notes the metadata of each item the target is asked to append; [`ManifestState`]
 //!   wraps the state store and, when the copier records an item *done*, writes the item's line
 //!   **before** passing the record on. So every item the state calls done is in the manifest,
 //!   whatever instant the process is killed at (a line whose record did not commit belongs to an
