@@ -301,7 +301,7 @@ fn throttled(s: &mut String, p: &Page) {
     s.push_str("<h2 id=\"throttled\">Throttling</h2>");
     let list = p.throttled();
     if list.is_empty() {
-        s.push_str("<p class=\"note\">These reports record no throttling.</p>");
+        s.push_str("<p class=\"note\">These reports carry no throttling data.</p>");
         return;
     }
     s.push_str("<table><tr><th>where</th><th>what was throttled</th></tr>");
