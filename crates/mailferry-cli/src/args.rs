@@ -3,6 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mailferry::MigrationOptions;
+
+/// The library's defaults: the flags default to them, so there is one place they live.
+fn defaults() -> MigrationOptions {
+    MigrationOptions::default()
+}
 
 /// Move mailboxes between IMAP servers, Maildir and mbox: fast, faithful, resumable.
 ///
@@ -82,7 +88,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Folders copied at once.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = defaults().jobs)]
     pub jobs: usize,
     /// Rename a folder: OLD=NEW (paths with '/'), repeatable.
     #[arg(long = "map", value_name = "OLD=NEW")]
@@ -115,7 +121,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_msgs_per_sec: Option<f64>,
     /// Memory budget for messages in flight (e.g. 256M).
-    #[arg(long, value_name = "SIZE", default_value = "24M")]
+    #[arg(long, value_name = "SIZE", default_value_t = defaults().memory_budget.to_string())]
     pub memory_budget: String,
     /// Print the folder plan and what would be copied; write nothing.
     #[arg(long)]
@@ -127,7 +133,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub delete: bool,
     /// sync: refuse to delete more than this percentage of a folder.
-    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    #[arg(long, value_name = "PERCENT", default_value_t = defaults().max_delete_percent)]
     pub max_delete_percent: f64,
     /// sync: delete even above --max-delete-percent.
     #[arg(long)]
@@ -211,6 +217,9 @@ pub struct PlanArgs {
     /// IMAP sessions per endpoint.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub connections: usize,
+    /// Memory for messages in flight, shared by all the mailboxes running at once.
+    #[arg(long, value_name = "SIZE", default_value_t = defaults().memory_budget.to_string())]
+    pub memory_budget: String,
     /// Write each mailbox's audit manifest (gzip JSON lines) into this directory.
     #[arg(long, value_name = "DIR")]
     pub manifest_dir: Option<PathBuf>,

@@ -1,63 +1,20 @@
 //! The command line's side of audit manifests (`mailferry::manifest`): `--manifest FILE` on
-//! `copy`/`sync` (and `--manifest-dir` on `plan`) wraps the run's target and state so every
-//! copied message gets its line, and `verify --manifest FILE TARGET` re-checks a target against a
-//! manifest without the source. Kept apart from `pair.rs`, which only calls the three hooks
-//! ([`recorder`], [`wrap`], [`finish`]), so the run code stays about running.
+//! `copy`/`sync` (and `--manifest-dir` on `plan`, named by [`plan_manifest_path`]) is passed to
+//! the library's mailbox runner, which records every copied message; `verify --manifest FILE
+//! TARGET` re-checks a target against a manifest without the source.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::anyhow;
-use mailferry::core::{FolderJob, StateStore};
-use mailferry::manifest::{ManifestCheck, ManifestSummary, Recorder};
-use mailferry::{Endpoint, Target};
+use mailferry::Endpoint;
+use mailferry::mailbox::Mode;
+use mailferry::manifest::ManifestCheck;
 use serde::Serialize;
 
 use crate::args::{PairArgs, VerifyArgs};
-use crate::pair::{self, Mode, PairSpec};
+use crate::pair;
 use crate::secrets::{SecretSpec, Side};
 use crate::{Exit, Failure};
-
-/// Opens the run's manifest when `--manifest` was given.
-pub fn recorder(
-    spec: &PairSpec,
-    migration: &str,
-    jobs: &[FolderJob],
-) -> Result<Option<Arc<Recorder>>, Failure> {
-    let Some(path) = &spec.run.manifest else {
-        return Ok(None);
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        mailferry::access::create_private_dir(dir)
-            .map_err(|e| Failure::usage(anyhow!("cannot create {}: {e}", dir.display())))?;
-    }
-    let folders = jobs
-        .iter()
-        .map(|j| (j.source.path.clone(), j.target.clone()));
-    Recorder::create(path, migration, folders)
-        .map(Some)
-        .map_err(|e| Failure::usage(anyhow!("{e}")))
-}
-
-/// The target and state the copier should use: the recording ones when there is a manifest.
-pub fn wrap(
-    recorder: Option<&Arc<Recorder>>,
-    target: Arc<dyn Target>,
-    state: &Arc<dyn StateStore>,
-) -> (Arc<dyn Target>, Arc<dyn StateStore>) {
-    match recorder {
-        Some(r) => (r.wrap_target(target), r.wrap_state(Arc::clone(state))),
-        None => (target, Arc::clone(state)),
-    }
-}
-
-/// Ends the run's member of the manifest (also after a failed copy: what was copied is listed).
-pub fn finish(recorder: Option<&Arc<Recorder>>) -> Result<Option<ManifestSummary>, Failure> {
-    recorder
-        .map(|r| r.finish())
-        .transpose()
-        .map_err(|e| Failure::usage(anyhow!("{e}")))
-}
 
 /// `DIR/<source, made a file name>-<hash of the pair>.manifest.jsonl.gz`: readable (an
 /// auditor looks for a user), and distinct for two pairs from one source.
@@ -203,8 +160,8 @@ async fn check(
         oauth2_command: access.target_oauth2_command.clone(),
         password_env: None,
     };
-    let credentials = pair::credentials(&endpoint, &secret, Side::Target)?;
-    let store = pair::open(&endpoint, &pair::access(access, credentials), false).await?;
+    let credentials = pair::credentials(target, &secret, Side::Target)?;
+    let store = pair::open_one(&endpoint, &pair::access(access, credentials)).await?;
     mailferry::manifest::check(&*store.target, manifest)
         .await
         .map_err(|e| {
