@@ -140,6 +140,28 @@ impl FolderMapper {
     }
 
     /// Steps 1 and 2 for one folder; `None` when the rules leave an empty name.
+    /// The nearest ancestor of `path` that an exact rename names, its new name and the rest of
+    /// the path below it. INBOX carries nothing: on servers that keep every folder under
+    /// `INBOX.`, its "children" are all the folders, not a subtree the user moved.
+    fn renamed_ancestor<'r>(
+        &'r self,
+        path: &FolderPath,
+    ) -> Option<(&'r str, &'r str, Vec<String>)> {
+        let segments = path.segments();
+        (1..segments.len()).rev().find_map(|depth| {
+            let ancestor = segments[..depth].join("/");
+            if ancestor.eq_ignore_ascii_case("INBOX") {
+                return None;
+            }
+            let (old, new) = self
+                .rules
+                .renames
+                .iter()
+                .find(|(old, _)| same_name(old, &ancestor))?;
+            Some((old.as_str(), new.as_str(), segments[depth..].to_vec()))
+        })
+    }
+
     fn map(&self, folder: &Folder, roles: &Roles<'_>) -> Option<PlannedJob> {
         let mut steps = Vec::new();
         let mut special_use = None;
@@ -172,6 +194,11 @@ impl FolderMapper {
         if let Some((old, new)) = rename {
             path = FolderPath::from_delimited(new, Some('/'));
             steps.push(format!("rename {old}={new}"));
+        } else if let Some((old, new, rest)) = self.renamed_ancestor(&path) {
+            // A renamed folder carries its children, as moving it in a mail client would.
+            let new_path = FolderPath::from_delimited(new, Some('/'));
+            path = FolderPath::new(new_path.segments().iter().cloned().chain(rest));
+            steps.push(format!("inside renamed folder {old}={new}"));
         } else {
             for (re, replacement) in &self.rules.regex_renames {
                 let joined = path.join("/");

@@ -390,3 +390,32 @@ fn dry_run_table_shows_each_mapping_its_role_and_count() {
         "{text}"
     );
 }
+
+#[test]
+fn a_rename_carries_the_folder_s_children_but_inbox_carries_nothing() {
+    let source = [
+        folder("Team.Alpha", None),
+        folder("Team.Alpha/Plans", None),
+        folder("Team.Alpha/Plans/2024", None),
+        folder("INBOX/Work", None),
+    ];
+    let rules = MappingRules::default()
+        .with_rename("Team.Alpha=Team-Alpha")
+        .and_then(|r| r.with_rename("Team.Alpha/Plans/2024=Archive/Plans 2024"))
+        .and_then(|r| r.with_rename("INBOX=Old Inbox"))
+        .expect("rules");
+    assert_eq!(
+        target_of(rules.clone(), &source, &[], "Team.Alpha"),
+        "Team-Alpha"
+    );
+    assert_eq!(
+        target_of(rules.clone(), &source, &[], "Team.Alpha/Plans"),
+        "Team-Alpha/Plans"
+    );
+    // A rule for the child itself wins over its parent's.
+    assert_eq!(
+        target_of(rules.clone(), &source, &[], "Team.Alpha/Plans/2024"),
+        "Archive/Plans 2024"
+    );
+    assert_eq!(target_of(rules, &source, &[], "INBOX/Work"), "INBOX/Work");
+}
