@@ -108,6 +108,9 @@ pub struct MailboxReport {
     pub excluded_folders: Vec<(String, String)>,
     /// Folders that map onto the same target folder.
     pub conflicts: Vec<String>,
+    /// Folders the plan knows will fail, and why (their messages are counted as failed).
+    #[serde(default)]
+    pub folders_will_fail: Vec<(String, String)>,
     /// The copy pass.
     pub copy: Option<Report>,
     /// The change pass of sync.
@@ -142,6 +145,7 @@ impl MailboxReport {
             error: None,
             excluded_folders: Vec::new(),
             conflicts: Vec::new(),
+            folders_will_fail: Vec::new(),
             copy: None,
             sync: None,
             verification: None,
@@ -358,6 +362,12 @@ async fn prepare_inner(
     report.excluded_folders = plan
         .mapping
         .excluded
+        .iter()
+        .map(|(p, why)| (p.to_string(), why.clone()))
+        .collect();
+    report.folders_will_fail = plan
+        .mapping
+        .will_fail
         .iter()
         .map(|(p, why)| (p.to_string(), why.clone()))
         .collect();

@@ -43,6 +43,10 @@ pub struct Capabilities {
     pub set_flags: bool,
     /// Can delete stored items ([`Target::delete`]).
     pub delete: bool,
+    /// A character no folder name segment may contain: an IMAP server's hierarchy delimiter
+    /// (a segment holding it would become two levels). `None`: any character goes.
+    #[serde(default)]
+    pub folder_delimiter: Option<char>,
 }
 
 /// Where a previous pass over a folder stopped: items with an id at or after `next_id` are new.

@@ -162,6 +162,7 @@ impl ImapStore {
             max_item_size: self.info.append_limit(),
             set_flags: true,
             delete: self.info.has("UIDPLUS"),
+            folder_delimiter: self.naming.delimiter,
         }
     }
 

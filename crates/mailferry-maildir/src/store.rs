@@ -150,6 +150,8 @@ impl Maildir {
             max_item_size: None,
             set_flags: true,
             delete: true,
+            // Folder names are escaped on disk: any character goes.
+            folder_delimiter: None,
         }
     }
 }

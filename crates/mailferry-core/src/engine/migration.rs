@@ -179,10 +179,9 @@ impl Migration {
                 source_folders.map_err(|e| e.context("listing the source's folders"))?,
                 target_folders.map_err(|e| e.context("listing the target's folders"))?,
             );
-            let rules = self
-                .options
-                .mapping
-                .rules(self.target.capabilities().case_insensitive_folders)?;
+            let caps = self.target.capabilities();
+            let mut rules = self.options.mapping.rules(caps.case_insensitive_folders)?;
+            rules.target_delimiter = caps.folder_delimiter;
             let mapping = FolderMapper::new(rules).plan(&source_folders, &target_folders);
             Ok(FolderPlan {
                 mapping,

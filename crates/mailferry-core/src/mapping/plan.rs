@@ -40,6 +40,9 @@ pub struct MappingPlan {
     pub excluded: Vec<(FolderPath, String)>,
     /// Collisions found (also reflected in `jobs` or `excluded`).
     pub conflicts: Vec<MappingConflict>,
+    /// Folders the plan knows will fail, with the reason: they stay jobs, so that a copy
+    /// counts each of their messages as failed with that reason rather than losing count.
+    pub will_fail: Vec<(FolderPath, String)>,
 }
 
 impl MappingPlan {
@@ -109,6 +112,9 @@ impl FolderMapper {
                 plan.excluded.push((folder.path.clone(), why));
                 continue;
             };
+            if let Some(why) = self.cannot_hold(&planned.job.target) {
+                plan.will_fail.push((folder.path.clone(), why));
+            }
             let key = collision_key(&planned.job.target, self.rules.case_insensitive);
             match claimed.get(&key) {
                 None => {
@@ -140,6 +146,17 @@ impl FolderMapper {
     }
 
     /// Steps 1 and 2 for one folder; `None` when the rules leave an empty name.
+    /// Why the target cannot hold `path`, if the plan can tell: a name with the target's
+    /// hierarchy delimiter in it.
+    fn cannot_hold(&self, path: &FolderPath) -> Option<String> {
+        let d = self.rules.target_delimiter?;
+        let segment = path.segments().iter().find(|s| s.contains(d))?;
+        Some(format!(
+            "the name {segment:?} contains the target's hierarchy delimiter {d:?}; \
+             rename it with --map (its subfolders follow)"
+        ))
+    }
+
     /// The nearest ancestor of `path` that an exact rename names, its new name and the rest of
     /// the path below it. INBOX carries nothing: on servers that keep every folder under
     /// `INBOX.`, its "children" are all the folders, not a subtree the user moved.
@@ -308,6 +325,12 @@ impl fmt::Display for MappingPlan {
                     "  {} and {} both map to {}: {outcome}",
                     c.first, c.second, c.target
                 )?;
+            }
+        }
+        if !self.will_fail.is_empty() {
+            writeln!(f, "\nWill fail ({}):", self.will_fail.len())?;
+            for (path, why) in &self.will_fail {
+                writeln!(f, "  {path}: {why}")?;
             }
         }
         Ok(())

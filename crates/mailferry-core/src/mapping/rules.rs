@@ -21,6 +21,9 @@ pub struct MappingRules {
     /// The target compares folder names case-insensitively
     /// ([`crate::Capabilities::case_insensitive_folders`]).
     pub case_insensitive: bool,
+    /// A character no target folder name may contain (the target's hierarchy delimiter,
+    /// [`crate::Capabilities::folder_delimiter`]): the plan names folders that will fail.
+    pub target_delimiter: Option<char>,
 }
 
 impl MappingRules {

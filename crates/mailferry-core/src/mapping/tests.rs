@@ -419,3 +419,34 @@ fn a_rename_carries_the_folder_s_children_but_inbox_carries_nothing() {
     );
     assert_eq!(target_of(rules, &source, &[], "INBOX/Work"), "INBOX/Work");
 }
+
+#[test]
+fn the_plan_names_folders_whose_name_holds_the_target_s_delimiter_and_keeps_them() {
+    let source = [folder("Team.Alpha", None), folder("Projects", None)];
+    let rules = MappingRules {
+        target_delimiter: Some('.'),
+        ..MappingRules::default()
+    };
+    let plan = FolderMapper::new(rules).plan(&source, &[]);
+    assert_eq!(
+        plan.jobs.len(),
+        2,
+        "kept as jobs so their messages are counted"
+    );
+    assert_eq!(plan.will_fail.len(), 1, "{:?}", plan.will_fail);
+    assert_eq!(plan.will_fail[0].0, path("Team.Alpha"));
+    assert!(plan.to_string().contains("Will fail (1)"), "{plan}");
+    // A rename that takes the delimiter out clears it.
+    let rules = MappingRules {
+        target_delimiter: Some('.'),
+        ..MappingRules::default()
+            .with_rename("Team.Alpha=Team Alpha")
+            .expect("rule")
+    };
+    assert!(
+        FolderMapper::new(rules)
+            .plan(&source, &[])
+            .will_fail
+            .is_empty()
+    );
+}
