@@ -14,8 +14,10 @@
 //! batch is appended and *done* after; pending items left by a crash are resolved against the
 //! target before anything is written again, so a crash anywhere neither loses nor duplicates.
 
-mod folder;
+mod delivery;
 mod index;
+mod pipeline;
+mod resolution;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
