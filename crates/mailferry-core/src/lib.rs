@@ -75,7 +75,7 @@ pub use memory::{MemoryStore, StoredMessage};
 pub use normalise::Normalisation;
 pub use progress::{Progress, ProgressSender};
 pub use report::{Counts, FolderReport, ItemIssue, Report};
-pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore};
+pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore, Suspect};
 pub use sync::{FolderSync, SyncOptions, sync_changes};
 pub use verify::{Verification, VerifyOptions, verify};
 

@@ -234,7 +234,9 @@ async fn multiappend(conn: &mut Conn, name: &str, items: &[&CanonicalItem]) -> R
         messages = items.len(),
         "MULTIAPPEND sent, awaiting the answer"
     );
-    conn.finish(tag, |_| Ok(())).await
+    let answer = conn.finish(tag, |_| Ok(())).await;
+    tracing::debug!(folder = name, ok = answer.is_ok(), "MULTIAPPEND answered");
+    answer
 }
 
 /// Single APPENDs with non-synchronizing literals, all sent before any answer is read.

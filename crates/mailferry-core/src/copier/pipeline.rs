@@ -146,6 +146,9 @@ impl Inner {
             .map_err(|e| e.context(format!("creating target folder {}", run.job.target)))?;
         let previous = self.state.checkpoint(&run.scope).await?;
         if !self.options.ignore_checkpoints && previous.as_ref() == Some(status) {
+            // Nothing new to copy, but an earlier run's uncertain append may have committed
+            // since: its surplus copy is removed now, not left for a run that has work to do.
+            self.reconcile(run).await?;
             if let Ok(mut r) = run.report.lock() {
                 r.unchanged = true;
                 r.counts.seen = status.count;
@@ -159,6 +162,8 @@ impl Inner {
             bytes: status.size,
         });
         self.prepare_index(run, previous.is_none()).await?;
+        // After resolution, so a pending item's copy is claimed by it first.
+        self.reconcile(run).await?;
 
         let after = previous
             .filter(|p| {
@@ -186,6 +191,9 @@ impl Inner {
             w?;
         }
         produced?;
+        // Late commits that landed while this pass ran (of appends it declared absent, or of
+        // earlier ones).
+        self.reconcile(run).await?;
         let clean = run
             .report
             .lock()

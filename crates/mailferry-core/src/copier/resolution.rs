@@ -1,14 +1,54 @@
 //! Resolution: finding out what an uncertain append stored, and removing what a late commit
 //! stored twice.
+//!
+//! An append is uncertain when the run died, or the connection was cut, after the items were
+//! recorded *pending* and before the target answered. Resolution lists the target and claims,
+//! by checksum, an unaccounted copy for each uncertain item; an item without one is declared
+//! absent and sent again. But absence is never certain: a server may still commit the dead
+//! session's MULTIAPPEND seconds or hours later (a frozen process, a slow disk, a 15 MB literal
+//! being fsynced). Waiting for the listing to settle ([`CopyOptions::settle`]) only makes that
+//! rarer; it cannot rule it out, so correctness does not rest on it.
+//!
+//! Design decisions, and why:
+//! - **Every item declared absent becomes a [`Suspect`]** in the state, recorded before it is
+//!   sent again, with the target's key high-water at the listing that found it absent: a late
+//!   commit can only get a key at or above it (IMAP UIDs only grow).
+//! - **Reconciliation** ([`Inner::reconcile`]) runs for every folder with suspects at the start
+//!   of every pass — even one that skips the folder as unchanged — after resolving pending items,
+//!   and again at its end. A target item is a surplus copy only if all of these hold: no record
+//!   of this migration accounts for it (any status, any validity); its key is at or above a
+//!   suspect's high-water; its canonical checksum is that suspect's; and the suspect's item is
+//!   *done* with its accounted copy present in the target. Each suspect explains at most one
+//!   copy (one uncertain append commits at most once) and is consumed by it. So a message is
+//!   never lost (only a second copy of a done item is removed), and byte-identical duplicates in
+//!   the source are never collapsed (each is accounted by its own record).
+//! - **Remove where possible, report otherwise**: with [`Capabilities::delete`] (IMAP with
+//!   UIDPLUS: `UID EXPUNGE`) and ordered keys the copy is removed and counted
+//!   ([`FolderReport::surplus_removed`]); otherwise it is reported per item
+//!   ([`FolderReport::surplus`]) and `verify` names it. A pending item whose copy a
+//!   reconciliation removed stays pending and is sent again: removal never loses it.
+//! - Suspects whose append never commits stay, costing one listing of their folder per pass;
+//!   no delay can prove that a dead session will not commit, so none is assumed.
+//!
+//! [`CopyOptions::settle`]: super::CopyOptions::settle
+//! [`Suspect`]: crate::state::Suspect
+//! [`Capabilities::delete`]: crate::backend::Capabilities::delete
+//! [`FolderReport::surplus_removed`]: crate::report::FolderReport::surplus_removed
+//! [`FolderReport::surplus`]: crate::report::FolderReport::surplus
 
 use std::collections::{HashMap, HashSet};
+
+use futures_util::StreamExt;
 
 use super::Inner;
 use super::index::{TargetIndex, Uncertain};
 use super::pipeline::FolderRun;
+use crate::checksum::Checksum;
 use crate::error::Result;
 use crate::item::{CanonicalItem, SourceKey, TargetKey};
-use crate::state::{FolderScope, ItemRecord, ItemStatus};
+use crate::normalise::canonicalise;
+use crate::report::ItemIssue;
+use crate::state::{FolderScope, ItemRecord, ItemStatus, Suspect};
 
 impl Inner {
     /// Builds the target index when it is needed, resolves pending items left by a crash, and,
@@ -115,11 +155,13 @@ impl Inner {
         }
     }
 
-    /// Finds which `uncertain` items are in the target. A server may still commit an append
-    /// whose connection is gone (an IMAP MULTIAPPEND sent with LITERAL+ before a kill or a cut),
-    /// so while some are missing, the target is listed again after a pause until its listing
-    /// stops changing: an item is declared absent only from a settled target. Returns the items
-    /// found and the last index (with those claimed).
+    /// Finds which `uncertain` items are in the target, and records the others as suspects
+    /// before anyone sends them again. A server may still commit an append whose connection is
+    /// gone (an IMAP MULTIAPPEND sent with LITERAL+ before a kill or a cut); while some are
+    /// missing, the target is listed again after a pause until its listing stops changing —
+    /// an optimisation that saves a second copy and its removal in the common case, not what
+    /// correctness rests on (see the module docs). Returns the items found and the last index
+    /// (with those claimed).
     async fn resolve_settled(
         &self,
         run: &FolderRun,
@@ -160,10 +202,154 @@ impl Inner {
             }
             let settled = last_listed == Some(listed);
             if found.len() == uncertain.len() || settled || self.options.settle.is_zero() {
+                let suspects: Vec<Suspect> = uncertain
+                    .iter()
+                    .filter(|u| !found.contains_key(&u.key))
+                    .map(|u| Suspect {
+                        id: 0,
+                        key: u.key.clone(),
+                        checksum: u.checksum,
+                        size: u.size,
+                        high_water: index.high_water(),
+                    })
+                    .collect();
+                if !suspects.is_empty() {
+                    tracing::info!(
+                        folder = %run.job.source.path,
+                        absent = suspects.len(),
+                        "uncertain appends not in the target: sending them again, watching for late commits"
+                    );
+                    self.state.add_suspects(&run.scope, &suspects).await?;
+                }
                 return Ok((found, index));
             }
             last_listed = Some(listed);
             tokio::time::sleep(self.options.settle).await;
         }
+    }
+
+    /// Removes (or reports) surplus copies left by late commits of this folder's suspects; see
+    /// the module docs for when a target item counts as one. Holds the folder's gate, so no
+    /// writer's freshly appended, not yet recorded item is mistaken for one.
+    pub(super) async fn reconcile(&self, run: &FolderRun) -> Result<()> {
+        let suspects = self.state.suspects(&run.scope).await?;
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        let _exclusive = run.append_gate.write().await;
+        let records = self.state.records(&run.scope, None).await?;
+        let mut accounted: HashSet<TargetKey> = records
+            .iter()
+            .filter_map(|r| r.target_key.clone())
+            .collect();
+        for validity in self.state.validities(&run.scope).await? {
+            if validity == run.scope.validity {
+                continue;
+            }
+            let old = FolderScope {
+                validity,
+                ..run.scope.clone()
+            };
+            accounted.extend(
+                self.state
+                    .records(&old, None)
+                    .await?
+                    .into_iter()
+                    .filter_map(|r| r.target_key),
+            );
+        }
+        let sizes: HashSet<u64> = suspects.iter().map(|s| s.size).collect();
+        let mut present = HashSet::new();
+        let mut candidates = Vec::new();
+        let mut listing = self.target.existing(&run.job.target);
+        while let Some(item) = listing.next().await {
+            let item = item?;
+            if !accounted.contains(&item.key) && sizes.contains(&item.size) {
+                candidates.push(item.key.clone());
+            }
+            present.insert(item.key);
+        }
+        drop(listing);
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let mut by_checksum: HashMap<Checksum, Vec<TargetKey>> = HashMap::new();
+        let mut copies = self.target.read_back(&run.job.target, candidates);
+        while let Some(copy) = copies.next().await {
+            let (key, item) = copy?;
+            let (body, _) = canonicalise(item.body);
+            by_checksum
+                .entry(Checksum::of(&body))
+                .or_default()
+                .push(key);
+        }
+        drop(copies);
+        let done: HashMap<&SourceKey, &ItemRecord> = records
+            .iter()
+            .filter(|r| r.status == ItemStatus::Done)
+            .map(|r| (&r.key, r))
+            .collect();
+        let removable = self.target.capabilities().delete;
+        let (mut remove, mut consumed, mut reported) = (Vec::new(), Vec::new(), Vec::new());
+        for suspect in &suspects {
+            // Only a second copy of a done item whose accounted copy is there: never the only one.
+            let accounted_copy = done.get(&suspect.key).is_some_and(|r| {
+                r.checksum == Some(suspect.checksum)
+                    && r.target_key.as_ref().is_some_and(|k| present.contains(k))
+            });
+            let Some(keys) = by_checksum.get_mut(&suspect.checksum) else {
+                continue;
+            };
+            if !accounted_copy {
+                continue;
+            }
+            let late = keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| match suspect.high_water {
+                    Some(high) => k.0.parse::<u64>().is_ok_and(|n| n >= high),
+                    None => true,
+                })
+                .min_by_key(|(_, k)| k.0.parse::<u64>().unwrap_or(u64::MAX))
+                .map(|(i, _)| i);
+            let Some(late) = late else {
+                continue;
+            };
+            let key = keys.remove(late);
+            if removable && suspect.high_water.is_some() {
+                remove.push(key);
+                consumed.push(suspect.id);
+            } else {
+                reported.push(ItemIssue {
+                    key: suspect.key.to_string(),
+                    reason: format!(
+                        "target item {key} is a surplus copy of this message (an interrupted \
+                         append committed after it was sent again); left in place because this \
+                         target cannot tell it apart from an identical message or delete it"
+                    ),
+                    kind: None,
+                });
+            }
+        }
+        if !remove.is_empty() {
+            self.target.delete(&run.job.target, remove.clone()).await?;
+            self.state.remove_suspects(&run.scope, &consumed).await?;
+            tracing::warn!(
+                folder = %run.job.target,
+                removed = remove.len(),
+                "removed surplus copies that interrupted appends committed late"
+            );
+            if let Some(index) = run.index.lock().await.as_mut() {
+                index.forget(&remove);
+            }
+        }
+        if let Ok(mut r) = run.report.lock() {
+            r.surplus_removed += remove.len() as u64;
+            // A later pass finds the same copies again: report each once per pass.
+            r.surplus
+                .retain(|i| !reported.iter().any(|n| n.reason == i.reason));
+            r.surplus.extend(reported);
+        }
+        Ok(())
     }
 }
