@@ -18,6 +18,9 @@ mod delivery;
 mod index;
 mod pipeline;
 mod resolution;
+mod surplus;
+
+pub(crate) use surplus::find_surplus;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -369,5 +372,7 @@ impl Copier {
     }
 }
 
+#[cfg(test)]
+mod late_commit_tests;
 #[cfg(test)]
 mod tests;

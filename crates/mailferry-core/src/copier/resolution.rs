@@ -13,7 +13,7 @@
 //! - **Every item declared absent becomes a [`Suspect`]** in the state, recorded before it is
 //!   sent again, with the target's key high-water at the listing that found it absent: a late
 //!   commit can only get a key at or above it (IMAP UIDs only grow).
-//! - **Reconciliation** ([`Inner::reconcile`]) runs for every folder with suspects at the start
+//! - **Reconciliation** (`Inner::reconcile`, [`find_surplus`]) runs for every folder with suspects at the start
 //!   of every pass — even one that skips the folder as unchanged — after resolving pending items,
 //!   and again at its end. A target item is a surplus copy only if all of these hold: no record
 //!   of this migration accounts for it (any status, any validity); its key is at or above a
@@ -38,15 +38,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures_util::StreamExt;
-
 use super::Inner;
 use super::index::{TargetIndex, Uncertain};
 use super::pipeline::FolderRun;
-use crate::checksum::Checksum;
+use super::surplus::find_surplus;
 use crate::error::Result;
 use crate::item::{CanonicalItem, SourceKey, TargetKey};
-use crate::normalise::canonicalise;
 use crate::report::ItemIssue;
 use crate::state::{FolderScope, ItemRecord, ItemStatus, Suspect};
 
@@ -228,94 +225,19 @@ impl Inner {
         }
     }
 
-    /// Removes (or reports) surplus copies left by late commits of this folder's suspects; see
-    /// the module docs for when a target item counts as one. Holds the folder's gate, so no
+    /// Removes (or reports) surplus copies left by late commits of this folder's suspects (see
+    /// [`find_surplus`] for when a target item counts as one). Holds the folder's gate, so no
     /// writer's freshly appended, not yet recorded item is mistaken for one.
     pub(super) async fn reconcile(&self, run: &FolderRun) -> Result<()> {
-        let suspects = self.state.suspects(&run.scope).await?;
-        if suspects.is_empty() {
+        if self.state.suspects(&run.scope).await?.is_empty() {
             return Ok(());
         }
         let _exclusive = run.append_gate.write().await;
-        let records = self.state.records(&run.scope, None).await?;
-        let mut accounted: HashSet<TargetKey> = records
-            .iter()
-            .filter_map(|r| r.target_key.clone())
-            .collect();
-        for validity in self.state.validities(&run.scope).await? {
-            if validity == run.scope.validity {
-                continue;
-            }
-            let old = FolderScope {
-                validity,
-                ..run.scope.clone()
-            };
-            accounted.extend(
-                self.state
-                    .records(&old, None)
-                    .await?
-                    .into_iter()
-                    .filter_map(|r| r.target_key),
-            );
-        }
-        let sizes: HashSet<u64> = suspects.iter().map(|s| s.size).collect();
-        let mut present = HashSet::new();
-        let mut candidates = Vec::new();
-        let mut listing = self.target.existing(&run.job.target);
-        while let Some(item) = listing.next().await {
-            let item = item?;
-            if !accounted.contains(&item.key) && sizes.contains(&item.size) {
-                candidates.push(item.key.clone());
-            }
-            present.insert(item.key);
-        }
-        drop(listing);
-        if candidates.is_empty() {
-            return Ok(());
-        }
-        let mut by_checksum: HashMap<Checksum, Vec<TargetKey>> = HashMap::new();
-        let mut copies = self.target.read_back(&run.job.target, candidates);
-        while let Some(copy) = copies.next().await {
-            let (key, item) = copy?;
-            let (body, _) = canonicalise(item.body);
-            by_checksum
-                .entry(Checksum::of(&body))
-                .or_default()
-                .push(key);
-        }
-        drop(copies);
-        let done: HashMap<&SourceKey, &ItemRecord> = records
-            .iter()
-            .filter(|r| r.status == ItemStatus::Done)
-            .map(|r| (&r.key, r))
-            .collect();
+        let surplus =
+            find_surplus(&*self.target, &*self.state, &run.scope, &run.job.target).await?;
         let removable = self.target.capabilities().delete;
         let (mut remove, mut consumed, mut reported) = (Vec::new(), Vec::new(), Vec::new());
-        for suspect in &suspects {
-            // Only a second copy of a done item whose accounted copy is there: never the only one.
-            let accounted_copy = done.get(&suspect.key).is_some_and(|r| {
-                r.checksum == Some(suspect.checksum)
-                    && r.target_key.as_ref().is_some_and(|k| present.contains(k))
-            });
-            let Some(keys) = by_checksum.get_mut(&suspect.checksum) else {
-                continue;
-            };
-            if !accounted_copy {
-                continue;
-            }
-            let late = keys
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| match suspect.high_water {
-                    Some(high) => k.0.parse::<u64>().is_ok_and(|n| n >= high),
-                    None => true,
-                })
-                .min_by_key(|(_, k)| k.0.parse::<u64>().unwrap_or(u64::MAX))
-                .map(|(i, _)| i);
-            let Some(late) = late else {
-                continue;
-            };
-            let key = keys.remove(late);
+        for (key, suspect) in surplus {
             if removable && suspect.high_water.is_some() {
                 remove.push(key);
                 consumed.push(suspect.id);
