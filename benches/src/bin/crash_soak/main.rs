@@ -114,6 +114,37 @@ fn in_flight(log: &Path) -> bool {
     text.matches("MULTIAPPEND sent").count() > text.matches("MULTIAPPEND answered").count()
 }
 
+/// `text` without ANSI colour sequences (`ESC [ ... letter`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Surplus copies a run removed, from its `removed surplus copies` warnings (`removed=N`).
+fn removed_in_log(text: &str) -> u64 {
+    plain(text)
+        .lines()
+        .filter(|l| l.contains("removed surplus copies"))
+        .filter_map(|l| {
+            let at = l.find("removed=")? + "removed=".len();
+            let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
     let deadline = Instant::now() + HANG;
     while !done() {
@@ -171,6 +202,7 @@ struct Tally {
     mid_append: u64,
     lost: u64,
     duplicated: u64,
+    /// Late copies removed, by any run of the round (killed ones from their logs).
     surplus_removed: u64,
     failed: u64,
 }
@@ -234,6 +266,7 @@ fn kill_and_resume(round: &Round<'_>, rng: &mut Rng, tally: &mut Tally) -> Resul
             std::thread::sleep(Duration::from_millis(2));
         };
         if let Some(status) = exited {
+            tally.surplus_removed += removed_in_log(&log_text(&log));
             if !status.success() {
                 bail!("run {attempt} failed ({status}):\n{}", log_text(&log));
             }
@@ -244,6 +277,7 @@ fn kill_and_resume(round: &Round<'_>, rng: &mut Rng, tally: &mut Tally) -> Resul
         child.wait()?;
         tally.kills += 1;
         tally.mid_append += u64::from(mid);
+        tally.surplus_removed += removed_in_log(&log_text(&log));
     }
     Ok(())
 }
@@ -294,10 +328,10 @@ fn run_round(round: &Round<'_>, want: &Holdings, rng: &mut Rng, variant: &str) -
         && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&json)
         && let Some(folders) = json["copy"]["folders"].as_array()
     {
-        tally.surplus_removed = folders
+        tally.surplus_removed += folders
             .iter()
             .filter_map(|f| f["surplus_removed"].as_u64())
-            .sum();
+            .sum::<u64>();
     }
     wait_until("the final run's server sessions to end", || {
         round.target.imap_pids().is_empty()
@@ -454,4 +488,19 @@ fn main() -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_counts_are_read_from_coloured_and_plain_logs() {
+        let coloured = "\u{1b}[33m WARN\u{1b}[0m removed surplus copies that interrupted appends \
+                        committed late \u{1b}[3mfolder\u{1b}[0m\u{1b}[2m=\u{1b}[0mINBOX \
+                        \u{1b}[3mremoved\u{1b}[0m\u{1b}[2m=\u{1b}[0m22\n";
+        let plain = "WARN removed surplus copies folder=Sent removed=3\nother line removed=9\n";
+        assert_eq!(removed_in_log(coloured), 22);
+        assert_eq!(removed_in_log(plain), 3);
+    }
 }
