@@ -8,8 +8,9 @@
 //! - **Variants in turn**, one per round: `default` (default sessions), `connections-1`,
 //!   `load` (busy threads on every core for the whole round: a busy machine delays the
 //!   server's commits, which is how the duplicates first appeared) and `slow` (a
-//!   thread freezes the target's `imap` processes at random, SIGSTOP for 20–400 ms, so the
-//!   killed runs' appends commit late, during or after the next run's resolution).
+//!   thread freezes the target's `imap` processes at random, SIGSTOP for 20–400 ms, one time
+//!   in four for 1.5–4 s — longer than the resolution's settle pause — so the killed runs'
+//!   appends commit late, during or after the next run's resolution).
 //! - **Half the kills land while an append is in flight**: the run logs `MULTIAPPEND sent`
 //!   and `MULTIAPPEND answered` at debug level, and the kill comes 0–30 ms after a batch was
 //!   sent and not yet answered; the other half at a uniformly random moment between 50 ms and
@@ -207,15 +208,21 @@ struct Tally {
     failed: u64,
 }
 
-/// Freezes random target `imap` processes for 20–400 ms until `stop`; lets every one go at
-/// the end.
+/// Freezes random target `imap` processes (20–400 ms, or 1.5–4 s) until `stop`; lets every
+/// one go at the end.
 fn stall_randomly(target: &Dovecot, stop: &AtomicBool, seed: u64) {
     let mut rng = Rng(seed);
     while !stop.load(Ordering::SeqCst) {
         let pids = target.imap_pids();
         if let Some(pid) = pids.get(rng.below(pids.len() as u64) as usize) {
             send_signal(*pid, "STOP");
-            std::thread::sleep(Duration::from_millis(20 + rng.below(380)));
+            // One freeze in four outlasts the resolution's settle pause (1 s), so a killed
+            // run's append commits after the next run declared it absent.
+            let freeze = match rng.below(4) {
+                0 => 1_500 + rng.below(2_500),
+                _ => 20 + rng.below(380),
+            };
+            std::thread::sleep(Duration::from_millis(freeze));
             send_signal(*pid, "CONT");
         }
         std::thread::sleep(Duration::from_millis(10 + rng.below(200)));
