@@ -166,3 +166,129 @@ async fn a_copy_of_an_item_that_is_not_done_is_never_removed() {
     assert_eq!(report.folders[0].surplus_removed, 0);
     assert!(!bodies(&target).is_empty(), "the only copy is kept");
 }
+
+/// A memory store as a target that cannot delete: late copies can only be reported.
+struct CannotDelete(MemoryStore);
+
+impl Target for CannotDelete {
+    fn capabilities(&self) -> crate::backend::Capabilities {
+        crate::backend::Capabilities {
+            delete: false,
+            ..Target::capabilities(&self.0)
+        }
+    }
+
+    fn list_folders(&self) -> crate::BoxFuture<'_, Result<Vec<crate::folder::Folder>>> {
+        Target::list_folders(&self.0)
+    }
+
+    fn ensure_folder<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        special_use: Option<SpecialUse>,
+    ) -> crate::BoxFuture<'a, Result<()>> {
+        self.0.ensure_folder(folder, special_use)
+    }
+
+    fn append<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        batch: &'a [crate::item::CanonicalItem],
+    ) -> crate::BoxFuture<'a, Result<Vec<crate::backend::AppendOutcome>>> {
+        self.0.append(folder, batch)
+    }
+
+    fn existing<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+    ) -> crate::backend::BoxStream<'a, Result<crate::backend::ExistingItem>> {
+        self.0.existing(folder)
+    }
+
+    fn read_back<'a>(
+        &'a self,
+        folder: &'a FolderPath,
+        keys: Vec<crate::item::TargetKey>,
+    ) -> crate::backend::BoxStream<'a, Result<(crate::item::TargetKey, crate::item::Item)>> {
+        self.0.read_back(folder, keys)
+    }
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_delete_gets_the_late_copy_reported() {
+    let inbox = FolderPath::inbox();
+    let source = MemoryStore::new();
+    source.insert(&inbox, body(9), Flags::default(), None);
+    let store = MemoryStore::new();
+    let target: Arc<dyn Target> = Arc::new(CannotDelete(store.clone()));
+    let state = Arc::new(MemoryState::new());
+    let copier = |target: Arc<dyn Target>| {
+        Copier::new(
+            Arc::new(source.clone()),
+            target,
+            Arc::clone(&state) as Arc<dyn StateStore>,
+            CopyOptions::default(),
+        )
+    };
+    let first = copier(Arc::clone(&target));
+    first
+        .run(first.identity_plan().await.expect("plan"))
+        .await
+        .expect("copy");
+    let folders = Source::list_folders(&source).await.expect("folders");
+    let scope = FolderScope {
+        migration: CopyOptions::default().migration,
+        folder: inbox.clone(),
+        validity: folders[0].status.validity,
+    };
+    let done = state
+        .records(&scope, Some(ItemStatus::Done))
+        .await
+        .expect("records");
+    let high_water = store.messages(&inbox).keys().max().copied().unwrap_or(0) + 1;
+    state
+        .add_suspects(
+            &scope,
+            &[Suspect {
+                id: 0,
+                key: done[0].key.clone(),
+                checksum: done[0].checksum.expect("checksum"),
+                size: done[0].size,
+                high_water: Some(high_water),
+            }],
+        )
+        .await
+        .expect("suspect");
+    store.insert(&inbox, body(9), Flags::default(), None);
+    let second = copier(Arc::clone(&target));
+    let report = second
+        .run(second.identity_plan().await.expect("plan"))
+        .await
+        .expect("copy");
+    let folder = &report.folders[0];
+    assert_eq!(folder.surplus_removed, 0);
+    assert_eq!(folder.surplus.len(), 1, "{folder:#?}");
+    assert_eq!(folder.surplus[0].key, done[0].key.to_string());
+    assert_eq!(bodies(&store).len(), 2, "left in place");
+    assert_eq!(state.suspects(&scope).await.expect("kept").len(), 1);
+
+    // verify names it.
+    let verification = crate::verify::verify(
+        &source,
+        &*target,
+        &*state,
+        &[FolderJob::identity(folders[0].clone())],
+        &crate::verify::VerifyOptions {
+            migration: CopyOptions::default().migration,
+            ..crate::verify::VerifyOptions::default()
+        },
+    )
+    .await
+    .expect("verify");
+    let extra = &verification.folders[0].extra;
+    assert_eq!(extra.len(), 1);
+    assert!(
+        extra[0].detail.contains("surplus copy of source item"),
+        "{extra:?}"
+    );
+}
