@@ -215,7 +215,9 @@ fn an_append_committed_after_the_next_run_resolved_it_ends_exact() {
         log_text(&log1)
     );
     let frozen = target.imap_pids();
-    assert_eq!(frozen.len(), 1, "one target session (--connections 1)");
+    // One session with --connections 1 (an earlier one may still be exiting: frozen too,
+    // harmlessly, and let go with the rest).
+    assert!(!frozen.is_empty(), "the target session's imap process");
     for pid in &frozen {
         assert!(send_signal(*pid, "STOP"), "SIGSTOP imap process {pid}");
     }
