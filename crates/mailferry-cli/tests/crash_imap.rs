@@ -33,9 +33,10 @@
 //!   fresh state.
 //! - **The next run starts at once after a kill**: when the client dies after sending a whole
 //!   batch (LITERAL+ sends it without waiting), Dovecot still commits that batch, possibly
-//!   after the next run has listed the folder. The copier declares a pending item absent only
-//!   from a listing that stopped changing (`CopyOptions::settle`); restarting without a pause
-//!   is what proves it.
+//!   after the next run has listed the folder. The copier sends an item it did not find again
+//!   and removes the late copy when it shows up (suspects, see `copier::resolution`);
+//!   restarting without a pause exercises that. `late_commit.rs` makes the late commit certain
+//!   instead of likely.
 //! - The two variants (`--connections 1` and the default) run one after the other, not in
 //!   parallel, so that their timing does not disturb each other's kills.
 

@@ -78,7 +78,7 @@ pub use memory::{MemoryStore, StoredMessage};
 pub use normalise::Normalisation;
 pub use progress::{Progress, ProgressSender, RunControl};
 pub use report::{Counts, FolderReport, ItemIssue, Report};
-pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore};
+pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore, Suspect};
 pub use sync::{FolderSync, SyncOptions, sync_changes, sync_changes_with};
 pub use verify::{Verification, VerifyOptions, verify, verify_with};
 

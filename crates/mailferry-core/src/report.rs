@@ -72,6 +72,15 @@ pub struct FolderReport {
     pub changed: Vec<ItemIssue>,
     /// The folder was skipped because its status had not changed since the last pass.
     pub unchanged: bool,
+    /// Surplus copies removed from the target: late commits of appends that an earlier run
+    /// could not confirm and sent again (each byte-identical to a copy the state accounts for).
+    #[serde(default)]
+    pub surplus_removed: u64,
+    /// Surplus copies found but left in place (the target cannot delete, or its keys are not
+    /// ordered so a late copy cannot be told from someone else's identical message): one per
+    /// copy, keyed by the source item, naming the target item.
+    #[serde(default)]
+    pub surplus: Vec<ItemIssue>,
     /// A folder-level failure (the folder could not be created, listing failed).
     pub error: Option<String>,
     /// Seconds spent on this folder.

@@ -3,6 +3,13 @@
 //! a migration names one source mailbox → target mailbox pair, so many workers can share one
 //! store without any process-global state. [`MemoryState`] is the in-process implementation for
 //! tests and embedders that keep state themselves; `mailferry-state` has SQLite.
+//!
+//! Besides item records, a store keeps [`Suspect`]s: appends whose outcome was uncertain (the
+//! run died, or the connection was cut, before the target answered) and which were declared
+//! absent and sent again. A target may still commit such an append later — a server finishing a
+//! dead session's MULTIAPPEND — and no listing, however long one waits, can rule that out. So
+//! the copier does not guess when the target has settled: it remembers the suspects and removes
+//! (or reports) their late copies whenever they show up ([`crate::copier`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -57,6 +64,25 @@ pub struct ItemRecord {
     pub reason: Option<String>,
 }
 
+/// An uncertain append that was declared absent and sent again: a late commit of it would be
+/// a surplus copy, byte-identical to the item's accounted one (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspect {
+    /// Assigned by the store when added (ignored by [`StateStore::add_suspects`]).
+    pub id: u64,
+    /// The source item whose earlier append is outstanding.
+    pub key: SourceKey,
+    /// Checksum of its canonical bytes: a late copy has the same.
+    pub checksum: Checksum,
+    /// Its canonical size.
+    pub size: u64,
+    /// For targets whose keys are increasing numbers (IMAP UIDs): every key the target had
+    /// assigned when the item was declared absent is below this, so a late commit is at or
+    /// above it. `None` when the target's keys are not ordered: then a late copy cannot be told
+    /// apart from an identical message someone else put there, and it is reported, not removed.
+    pub high_water: Option<u64>,
+}
+
 /// Persistent progress of migrations. Every method is one transaction; `record` takes whole
 /// batches so a store can commit once per batch.
 pub trait StateStore: Send + Sync {
@@ -99,18 +125,48 @@ pub trait StateStore: Send + Sync {
     /// old validity let the copier match the renumbered items by checksum instead of copying
     /// them all again.
     fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>>;
+
+    /// The folder's outstanding [`Suspect`]s. The default (a store that keeps none) returns
+    /// none: late commits are then neither removed nor reported by the copier.
+    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
+        let _ = scope;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Adds suspects (their `id` is assigned by the store), atomically. Called before the items
+    /// are sent again, so a crash in between leaves nothing unremembered.
+    fn add_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        suspects: &'a [Suspect],
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = (scope, suspects);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Removes suspects whose late copy was found and removed.
+    fn remove_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        ids: &'a [u64],
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = (scope, ids);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[derive(Default)]
 struct FolderState {
     checkpoint: Option<FolderStatus>,
     items: HashMap<SourceKey, ItemRecord>,
+    suspects: Vec<Suspect>,
 }
 
 /// A [`StateStore`] in memory.
 #[derive(Default)]
 pub struct MemoryState {
     folders: Mutex<HashMap<FolderScope, FolderState>>,
+    next_suspect: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryState {
@@ -205,5 +261,35 @@ impl StateStore for MemoryState {
             v.sort_unstable();
             Ok(v)
         })
+    }
+
+    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
+        Box::pin(async move { self.with(scope, |f| f.suspects.clone()) })
+    }
+
+    fn add_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        suspects: &'a [Suspect],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.with(scope, |f| {
+                for s in suspects {
+                    let id = self
+                        .next_suspect
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                        + 1;
+                    f.suspects.push(Suspect { id, ..s.clone() });
+                }
+            })
+        })
+    }
+
+    fn remove_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        ids: &'a [u64],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.with(scope, |f| f.suspects.retain(|s| !ids.contains(&s.id))) })
     }
 }

@@ -145,6 +145,30 @@ pub async fn verify_with(
     Ok(Verification { folders })
 }
 
+/// Names the extra target items that are late copies of interrupted appends (see
+/// `copier::resolution`): the user learns what they are and that the next copy removes them.
+async fn name_surplus_copies(
+    target: &dyn Target,
+    state: &dyn StateStore,
+    scope: &FolderScope,
+    folder: &crate::FolderPath,
+    extra: &mut [Difference],
+) -> Result<()> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    for (key, suspect) in crate::copier::find_surplus(target, state, scope, folder).await? {
+        if let Some(d) = extra.iter_mut().find(|d| d.key == key.0) {
+            d.detail = format!(
+                "a surplus copy of source item {}: an interrupted append committed after it was \
+                 sent again; the next copy removes it where the target can delete",
+                suspect.key
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn verify_folder(
     source: &dyn Source,
     target: &dyn Target,
@@ -209,6 +233,7 @@ async fn verify_folder(
             detail: "in the target, not in the source".into(),
         })
         .collect();
+    name_surplus_copies(target, state, &scope, &job.target, &mut out.extra).await?;
 
     for (meta, item, _) in &pairs {
         if options.compare_flags {

@@ -230,7 +230,16 @@ async fn multiappend(conn: &mut Conn, name: &str, items: &[&CanonicalItem]) -> R
     }
     conn.write(b"\r\n").await?;
     conn.flush().await?;
-    conn.finish(tag, |_| Ok(())).await
+    // From here the server may commit the batch even if this process dies: the moment crash
+    // tests (and anyone reading a debug log after a kill) need to see.
+    tracing::debug!(
+        folder = name,
+        messages = items.len(),
+        "MULTIAPPEND sent, awaiting the answer"
+    );
+    let answer = conn.finish(tag, |_| Ok(())).await;
+    tracing::debug!(folder = name, ok = answer.is_ok(), "MULTIAPPEND answered");
+    answer
 }
 
 /// Single APPENDs with non-synchronizing literals, all sent before any answer is read.

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use mailferry_core::{
     BoxFuture, Error, ErrorKind, FolderScope, FolderStatus, ItemRecord, ItemStatus, Result,
-    SourceKey, StateStore,
+    SourceKey, StateStore, Suspect,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::codec::{
-    Failure, ITEM_COLUMNS, describe, folder_column, record_from_row, status_code, to_sql_u64,
+    Failure, ITEM_COLUMNS, describe, folder_column, from_sql_u64, record_from_row, status_code,
+    to_sql_u64,
 };
 use crate::schema;
 
@@ -437,6 +438,108 @@ impl StateStore for SqliteState {
             let mut values: Vec<u64> = values.into_iter().map(crate::codec::from_sql_u64).collect();
             values.sort_unstable();
             Ok(values)
+        })
+    }
+
+    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
+        let what = format!("listing the suspect appends of {}", describe(scope));
+        let scope = scope.clone();
+        self.run(what, move |conn| {
+            let tx = conn.transaction()?;
+            let mut out = Vec::new();
+            if let Some(id) = folder_id(&tx, &scope)? {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT id, key, checksum, size, high_water FROM suspects
+                     WHERE folder_id = ?1 ORDER BY id",
+                )?;
+                let mut rows = stmt.query([id])?;
+                while let Some(row) = rows.next()? {
+                    let key: String = row.get(1)?;
+                    let blob: Vec<u8> = row.get(2)?;
+                    let bytes: [u8; 32] = blob.as_slice().try_into().map_err(|_| {
+                        Failure::Corrupt(format!(
+                            "the checksum of suspect {key} is {} bytes, not 32",
+                            blob.len()
+                        ))
+                    })?;
+                    out.push(Suspect {
+                        id: from_sql_u64(row.get(0)?),
+                        key: SourceKey(key),
+                        checksum: mailferry_core::Checksum::from_bytes(bytes),
+                        size: from_sql_u64(row.get(3)?),
+                        high_water: row.get::<_, Option<i64>>(4)?.map(from_sql_u64),
+                    });
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn add_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        suspects: &'a [Suspect],
+    ) -> BoxFuture<'a, Result<()>> {
+        if suspects.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let what = format!(
+            "recording {} suspect appends of {}",
+            suspects.len(),
+            describe(scope)
+        );
+        let scope = scope.clone();
+        let suspects = suspects.to_vec();
+        self.run(what, move |conn| {
+            let tx = write_tx(conn)?;
+            let id = ensure_folder_id(&tx, &scope)?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO suspects (folder_id, key, checksum, size, high_water)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for s in &suspects {
+                    stmt.execute((
+                        id,
+                        &s.key.0,
+                        &s.checksum.as_bytes()[..],
+                        to_sql_u64(s.size),
+                        s.high_water.map(to_sql_u64),
+                    ))?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn remove_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        ids: &'a [u64],
+    ) -> BoxFuture<'a, Result<()>> {
+        if ids.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        let what = format!(
+            "removing {} suspect appends of {}",
+            ids.len(),
+            describe(scope)
+        );
+        let scope = scope.clone();
+        let ids = ids.to_vec();
+        self.run(what, move |conn| {
+            let tx = write_tx(conn)?;
+            if let Some(folder) = folder_id(&tx, &scope)? {
+                let mut stmt =
+                    tx.prepare_cached("DELETE FROM suspects WHERE folder_id = ?1 AND id = ?2")?;
+                for id in &ids {
+                    stmt.execute((folder, to_sql_u64(*id)))?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use mailferry_core::{
     Checksum, FolderPath, FolderScope, FolderStatus, ItemRecord, ItemStatus, SourceKey, StateStore,
-    TargetKey,
+    Suspect, TargetKey,
 };
 
 pub(crate) fn scope(migration: &str, folder: FolderPath, validity: u64) -> FolderScope {
@@ -207,6 +207,45 @@ async fn validities_lists_every_token_of_the_folder_only(state: &dyn StateStore)
     );
 }
 
+async fn suspects_are_kept_per_scope_with_ids_and_removed_by_id(state: &dyn StateStore) {
+    let a = scope("ann", FolderPath::inbox(), 7);
+    let b = scope("ann", FolderPath::new(["Sent"]), 7);
+    let suspect = |key: &str, high_water| Suspect {
+        id: 0,
+        key: SourceKey(key.into()),
+        checksum: Checksum::of(key.as_bytes()),
+        size: 10 + key.len() as u64,
+        high_water,
+    };
+    assert!(state.suspects(&a).await.expect("none yet").is_empty());
+    // The same item twice: two uncertain appends, each may commit once.
+    let added = [
+        suspect("1", Some(42)),
+        suspect("1", None),
+        suspect("22", Some(u64::MAX)),
+    ];
+    state.add_suspects(&a, &added).await.expect("add");
+    state
+        .add_suspects(&b, &[suspect("3", Some(1))])
+        .await
+        .expect("add other folder");
+    let got = state.suspects(&a).await.expect("list");
+    assert_eq!(got.len(), 3);
+    for (g, want) in got.iter().zip(&added) {
+        assert_eq!(Suspect { id: 0, ..g.clone() }, *want);
+    }
+    let mut ids: Vec<u64> = got.iter().map(|s| s.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "distinct ids: {ids:?}");
+    state
+        .remove_suspects(&a, &[got[0].id])
+        .await
+        .expect("remove");
+    let left = state.suspects(&a).await.expect("list");
+    assert_eq!(left, got[1..].to_vec());
+    assert_eq!(state.suspects(&b).await.expect("other folder").len(), 1);
+}
+
 macro_rules! behaviour_tests {
     ($($name:ident),* $(,)?) => {
         mod memory_state {
@@ -248,4 +287,5 @@ behaviour_tests!(
     scopes_are_isolated,
     records_without_optional_fields_round_trip,
     validities_lists_every_token_of_the_folder_only,
+    suspects_are_kept_per_scope_with_ids_and_removed_by_id,
 );

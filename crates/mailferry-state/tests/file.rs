@@ -84,7 +84,7 @@ async fn the_file_is_in_wal_mode_at_the_current_schema_version() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 #[tokio::test]

@@ -530,6 +530,16 @@ impl Dovecot {
             .collect()
     }
 
+    /// The pids of the instance's `imap` processes: with Dovecot's default `service_count = 1`,
+    /// one per logged-in IMAP session, ending when its session ends. Empty when not running.
+    /// Crash tests stop them ([`crate::process::send_signal`]) to delay a dead client's commit.
+    pub fn imap_pids(&self) -> Vec<u32> {
+        // The master leads its own process group (see `launch`) and its children stay in it.
+        self.child
+            .as_ref()
+            .map_or_else(Vec::new, |c| crate::process::group_members(c.id(), "imap"))
+    }
+
     /// Stops Dovecot and starts it again on the same ports and data.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();

@@ -10,6 +10,8 @@
 //! - [`stores`]: a lazily generated source and a discarding target, for benches;
 //! - [`dovecot`]: a real, self-contained Dovecot per test (own config, users, CA, ports), with a
 //!   fast `fill` that writes straight into its Maildir;
+//! - [`process`]: a server's processes seen from outside (list, signal, wait), to stall a
+//!   server on purpose;
 //! - [`proxy`]: a TCP proxy that adds latency without throttling throughput and cuts
 //!   connections at chosen byte offsets, for latency and fault-injection tests.
 
@@ -18,6 +20,7 @@ pub mod contents;
 pub mod corpus;
 pub mod dovecot;
 pub mod faulty;
+pub mod process;
 pub mod proxy;
 pub mod rss;
 pub mod stores;

@@ -24,6 +24,9 @@ pub(crate) struct TargetIndex {
     by_checksum: HashMap<Checksum, Vec<TargetKey>>,
     present: HashSet<TargetKey>,
     claimed: HashSet<TargetKey>,
+    /// Above every key listed (accounted ones too), when the target's keys are increasing
+    /// numbers: anything committed after the listing has a key at or above it.
+    high_water: Option<u64>,
 }
 
 /// How a new source item was found in the target.
@@ -49,9 +52,11 @@ impl TargetIndex {
         accounted: &HashSet<TargetKey>,
     ) -> Result<Self> {
         let mut index = TargetIndex::default();
+        let mut high_water = target.capabilities().ordered_ids.then_some(0u64);
         let mut existing = target.existing(folder);
         while let Some(item) = existing.next().await {
             let item = item?;
+            high_water = high_water.and_then(|h| Some(h.max(item.key.0.parse::<u64>().ok()? + 1)));
             if accounted.contains(&item.key) {
                 continue;
             }
@@ -65,6 +70,7 @@ impl TargetIndex {
             index.present.insert(item.key.clone());
             index.by_size.entry(item.size).or_default().push(item.key);
         }
+        index.high_water = high_water;
         Ok(index)
     }
 
@@ -80,6 +86,16 @@ impl TargetIndex {
     /// Whether the index holds nothing.
     pub(crate) fn is_empty(&self) -> bool {
         self.by_size.is_empty()
+    }
+
+    /// Every key listed is below it (see the field); `None` for targets without ordered keys.
+    pub(crate) fn high_water(&self) -> Option<u64> {
+        self.high_water
+    }
+
+    /// Makes `keys` unclaimable (they were removed from the target).
+    pub(crate) fn forget(&mut self, keys: &[TargetKey]) {
+        self.claimed.extend(keys.iter().cloned());
     }
 
     /// How many unaccounted target items were listed.

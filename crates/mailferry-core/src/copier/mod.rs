@@ -12,10 +12,17 @@
 //! than the whole budget is admitted alone. Deciding what to skip happens before bodies are
 //! fetched, so a re-run downloads nothing it already copied. Items are recorded *pending* before a
 //! batch is appended and *done* after; pending items left by a crash are resolved against the
-//! target before anything is written again, so a crash anywhere neither loses nor duplicates.
+//! target before anything is written again, and an item sent again because it was not found is
+//! remembered as a suspect whose late copy every later pass removes, so a crash anywhere, and a
+//! server that commits a dead session's append however late, neither loses nor duplicates.
 
-mod folder;
+mod delivery;
 mod index;
+mod pipeline;
+mod resolution;
+mod surplus;
+
+pub(crate) use surplus::find_surplus;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -110,7 +117,10 @@ pub struct CopyOptions {
     /// First backoff delay, doubled per attempt (default 200 ms).
     pub backoff: Duration,
     /// Pause between listings of a target while an uncertain append may still be committing
-    /// (default 1 s; zero trusts the first listing).
+    /// (default 1 s; zero trusts the first listing). An optimisation only: it saves sending an
+    /// item again and removing the late copy in the common case, but no pause can rule a late
+    /// commit out, so exactly-once rests on the suspects and their reconciliation (see the
+    /// `resolution` module), not on this.
     pub settle: Duration,
     /// List folders even when their status is unchanged since the last pass (default false).
     pub ignore_checkpoints: bool,
@@ -401,5 +411,7 @@ impl Copier {
     }
 }
 
+#[cfg(test)]
+mod late_commit_tests;
 #[cfg(test)]
 mod tests;
