@@ -11,6 +11,7 @@ mod plan;
 mod progress;
 mod secrets;
 mod summary;
+mod wire_trace;
 
 use std::process::ExitCode;
 

@@ -159,13 +159,14 @@ fn credentials(endpoint: &Endpoint, spec: &SecretSpec, side: Side) -> Result<Cre
     }
 }
 
-fn access(args: &AccessArgs, credentials: Credentials) -> Access {
-    Access {
+fn access(args: &AccessArgs, credentials: Credentials) -> Result<Access, Failure> {
+    Ok(Access {
         credentials,
         ca_file: args.ca_file.clone(),
         insecure: args.insecure,
         connections: args.connections.max(1),
-    }
+        wire_trace: crate::wire_trace::open(args.trace_imap.as_deref())?,
+    })
 }
 
 /// Opens an endpoint; failures are connection failures for IMAP, configuration otherwise.
@@ -299,7 +300,7 @@ async fn run_pair_inner(
     // spent. A local target is opened only once the source is known good, so that a failed
     // source login leaves no empty target directory behind.
     let open_source = async {
-        let source = open(&source_ep, &access(&spec.access, source_cred), false).await?;
+        let source = open(&source_ep, &access(&spec.access, source_cred)?, false).await?;
         let folders = source
             .source
             .list_folders()
@@ -317,7 +318,7 @@ async fn run_pair_inner(
         } else {
             open(
                 &target_ep,
-                &access(&spec.access, target_cred),
+                &access(&spec.access, target_cred)?,
                 !spec.run.dry_run && mode != Mode::Verify,
             )
             .await?
@@ -538,7 +539,7 @@ pub async fn folders(args: FoldersArgs) -> Result<Exit, Failure> {
         connections: 1,
         ..AccessArgs::default()
     };
-    let store = open(&endpoint, &access(&access_args, cred), false).await?;
+    let store = open(&endpoint, &access(&access_args, cred)?, false).await?;
     let mut folders = store
         .source
         .list_folders()

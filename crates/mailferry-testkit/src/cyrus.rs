@@ -450,6 +450,11 @@ impl Cyrus {
         }
     }
 
+    /// The mail spool (partition `default`).
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
     fn output_path(&self) -> PathBuf {
         self.dir.path().join("master.out")
     }

@@ -69,6 +69,29 @@ pub trait ImapServer: Send + Sync + std::fmt::Debug {
     /// Whether the server replaces 8-bit bytes in header fields (Cyrus's default `munge8bit`):
     /// what a test must expect back from it.
     fn rewrites_8bit_headers(&self) -> bool;
+    /// Messages stored for `user`, counted as files on disk: a poll that costs a millisecond
+    /// where an IMAP STATUS of every folder costs tens in a debug build (crash tests time their
+    /// kills by it).
+    fn message_files(&self, user: &str) -> u64;
+    /// Error lines of the server's log (empty when it saw nothing wrong, or keeps no log).
+    fn log_errors(&self) -> Vec<String>;
+}
+
+/// Files under `dir` (recursively) for which `is_message` holds.
+fn count_files(dir: &Path, is_message: &dyn Fn(&Path) -> bool) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => n += count_files(&path, is_message),
+            Ok(t) if t.is_file() && is_message(&path) => n += 1,
+            _ => {}
+        }
+    }
+    n
 }
 
 impl ImapServer for Dovecot {
@@ -105,6 +128,17 @@ impl ImapServer for Dovecot {
     fn rewrites_8bit_headers(&self) -> bool {
         false
     }
+    fn message_files(&self, user: &str) -> u64 {
+        // Maildir: every file in a `cur` or `new` directory, either layout.
+        count_files(&self.maildir(user), &|p: &Path| {
+            p.parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| d == "cur" || d == "new")
+        })
+    }
+    fn log_errors(&self) -> Vec<String> {
+        Dovecot::log_errors(self)
+    }
 }
 
 impl ImapServer for Cyrus {
@@ -140,6 +174,21 @@ impl ImapServer for Cyrus {
     }
     fn rewrites_8bit_headers(&self) -> bool {
         !self.options().keep_8bit_headers
+    }
+    fn message_files(&self, _user: &str) -> u64 {
+        // Cyrus stores each message as `<uid>.` in its mailbox's spool directory (the only
+        // user-visible files named so; index and cache files are `cyrus.*`). One test user
+        // per instance is the norm, so the whole spool is counted.
+        count_files(&self.spool(), &|p: &Path| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix('.'))
+                .is_some_and(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
+        })
+    }
+    fn log_errors(&self) -> Vec<String> {
+        // Cyrus logs only to syslog (see the launcher's docs): nothing to read here.
+        Vec::new()
     }
 }
 
