@@ -32,7 +32,8 @@
 //!   returns what master printed to stdout/stderr. The IMAP trace of a test's own client (see
 //!   `mailferry-imap`'s wire trace) is the better debugging aid.
 //! - **`fill` speaks IMAP** (plaintext on loopback, one APPEND at a time): Cyrus keeps an index
-//!   and a mailbox list that files written behind its back would not enter.
+//!   and a mailbox list that files written behind its back would not enter. Bodies go in with
+//!   CRLF line endings, as a delivery agent stores them: Cyrus refuses bare LF.
 
 use std::fs;
 use std::io;

@@ -111,9 +111,12 @@ impl Session {
     pub(super) fn append(&mut self, name: &str, message: &GeneratedMessage) -> io::Result<()> {
         let flags = message.flags.imap_tokens().join(" ");
         let date = message.internal_date.to_imap();
+        // Cyrus refuses bare LF ("NO Message contains bare newlines"); a delivery agent (lmtpd)
+        // would store CRLF, so the corpus's LF-only messages are stored as such.
+        let (body, _) = mailferry_core::normalise::canonicalise(message.body.clone());
         self.command(
             &format!("APPEND {} ({flags}) {}", quote(name), quote(&date)),
-            Some(&message.body),
+            Some(&body),
         )
         .map(|_| ())
     }
