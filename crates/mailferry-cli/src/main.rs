@@ -9,6 +9,7 @@ mod logging;
 mod pair;
 mod plan;
 mod progress;
+mod rewrites;
 mod secrets;
 mod summary;
 mod wire_trace;

@@ -55,6 +55,8 @@ pub struct MailboxReport {
     pub copy: Option<Report>,
     pub sync: Option<Vec<mailferry::core::FolderSync>>,
     pub verification: Option<Verification>,
+    /// After a copy: what a read-back of a sample found (absent when nothing was written).
+    pub target_rewrites: Option<mailferry::core::RewriteCheck>,
 }
 
 impl MailboxReport {
@@ -71,6 +73,7 @@ impl MailboxReport {
             copy: None,
             sync: None,
             verification: None,
+            target_rewrites: None,
         }
     }
 
@@ -438,6 +441,16 @@ async fn run_pair_inner(
     if !copied.is_success() {
         report.outcome = "items_failed";
         report.exit_code = Exit::ItemsFailed as u8;
+    }
+    report.target_rewrites =
+        crate::rewrites::check(&source, &target, &*state, &jobs, &migration, &copied).await;
+    if let Some(warning) = report
+        .target_rewrites
+        .as_ref()
+        .and_then(|c| crate::rewrites::warning(c, &spec.source, &spec.target))
+    {
+        // A warning is shown even with -q: the user believes the copy is faithful.
+        eprintln!("mailferry: {warning}");
     }
     report.copy = Some(copied);
     if mode == Mode::Sync {

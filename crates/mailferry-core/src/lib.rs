@@ -77,7 +77,7 @@ pub use progress::{Progress, ProgressSender};
 pub use report::{Counts, FolderReport, ItemIssue, Report};
 pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore};
 pub use sync::{FolderSync, SyncOptions, sync_changes};
-pub use verify::{Verification, VerifyOptions, verify};
+pub use verify::{RewriteCheck, Rewritten, Verification, VerifyOptions, spot_check, verify};
 
 // Re-exported so backends and embedders use the same versions.
 pub use bytes;
