@@ -400,6 +400,11 @@ impl Cyrus {
         }
     }
 
+    /// The master process (leader of the server's process group), while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Always `127.0.0.1`.
     pub fn host(&self) -> &str {
         "127.0.0.1"

@@ -75,6 +75,9 @@ pub trait ImapServer: Send + Sync + std::fmt::Debug {
     fn message_files(&self, user: &str) -> u64;
     /// Error lines of the server's log (empty when it saw nothing wrong, or keeps no log).
     fn log_errors(&self) -> Vec<String>;
+    /// The server's master process, which leads the process group of all its processes (for
+    /// measuring the server's CPU time); `None` when stopped.
+    fn pid(&self) -> Option<u32>;
 }
 
 /// Files under `dir` (recursively) for which `is_message` holds.
@@ -139,6 +142,9 @@ impl ImapServer for Dovecot {
     fn log_errors(&self) -> Vec<String> {
         Dovecot::log_errors(self)
     }
+    fn pid(&self) -> Option<u32> {
+        Dovecot::pid(self)
+    }
 }
 
 impl ImapServer for Cyrus {
@@ -189,6 +195,9 @@ impl ImapServer for Cyrus {
     fn log_errors(&self) -> Vec<String> {
         // Cyrus logs only to syslog (see the launcher's docs): nothing to read here.
         Vec::new()
+    }
+    fn pid(&self) -> Option<u32> {
+        Cyrus::pid(self)
     }
 }
 
