@@ -85,12 +85,16 @@ async fn store(server: &dyn ImapServer, trace: Option<&WireTrace>) -> anyhow::Re
 }
 
 async fn copy(source: Arc<dyn Source>, target: Arc<dyn Target>) -> anyhow::Result<Report> {
-    let copier = Copier::new(
-        source,
-        target,
-        Arc::new(MemoryState::new()),
-        CopyOptions::default(),
-    );
+    // MAILFERRY_WRITERS=N: appending sessions per folder (default 2), to see how a server that
+    // locks a mailbox for each APPEND (Cyrus) takes parallel appends into one folder.
+    let mut options = CopyOptions::default();
+    if let Some(n) = std::env::var("MAILFERRY_WRITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        options.writers_per_folder = n;
+    }
+    let copier = Copier::new(source, target, Arc::new(MemoryState::new()), options);
     let plan = copier.identity_plan().await?;
     Ok(copier.run(plan).await?)
 }
