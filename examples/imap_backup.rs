@@ -1,17 +1,18 @@
-//! Backs up an IMAP account to a Maildir tree with the library: `ImapStore` as the source,
-//! `Maildir` as the target, a SQLite state so a second run copies nothing, then a read-back
-//! verification. It starts a throwaway Dovecot (from the testkit) filled with generated mail,
+//! Backs up an IMAP account to a Maildir tree with the library's runner: `ImapStore` as the
+//! source, `Maildir` as the target, a SQLite state so a second run copies nothing, then a
+//! read-back verification. [`Migration`] maps folders the way the command line does (special-use
+//! roles to the target's own folders, rename rules), retries idempotent calls and traces them. It starts a throwaway Dovecot (from the testkit) filled with generated mail,
 //! connects over STARTTLS trusting that instance's CA, and backs it up into a temp dir.
 //! `cargo run -p mailferry-examples --example imap_backup`
 
 use std::sync::Arc;
 
 use anyhow::{Context, ensure};
-use mailferry::core::{FolderPath, VerifyOptions, verify};
+use mailferry::core::FolderPath;
 use mailferry::imap::{Auth, ImapConfig, ImapStore, Security};
 use mailferry::maildir::{Maildir, MaildirOptions};
 use mailferry::state::SqliteState;
-use mailferry::{Copier, CopyOptions};
+use mailferry::{Migration, MigrationOptions};
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
 use mailferry_testkit::dovecot::{Dovecot, DovecotOptions, require_dovecot};
 
@@ -53,15 +54,14 @@ async fn main() -> anyhow::Result<()> {
     )?);
     let state = Arc::new(SqliteState::open(dir.path().join("state.sqlite"))?);
 
+    // Verification reads both sides back and compares checksums.
+    let options = MigrationOptions {
+        read_back: true,
+        ..MigrationOptions::default()
+    };
+    let migration = Migration::new("alice backup", source, target, state, options)?;
     for pass in 1..=2 {
-        let copier = Copier::new(
-            source.clone(),
-            target.clone(),
-            state.clone(),
-            CopyOptions::default(),
-        );
-        let plan = copier.identity_plan().await?;
-        let report = copier.run(plan).await?;
+        let report = migration.copy().await?;
         println!(
             "pass {pass}: {} copied, {} already there, {} failed in {:.2} s",
             report.totals.copied,
@@ -72,21 +72,7 @@ async fn main() -> anyhow::Result<()> {
         ensure!(report.is_success(), "the backup failed: {report:#?}");
         ensure!(report.totals.copied == if pass == 1 { filled } else { 0 });
     }
-    let copier = Copier::new(
-        source.clone(),
-        target.clone(),
-        state.clone(),
-        CopyOptions::default(),
-    );
-    let jobs = copier.identity_plan().await?;
-    let options = VerifyOptions {
-        migration: CopyOptions::default().migration,
-        read_back: true,
-        compare_flags: true,
-        compare_keywords: true,
-        compare_dates: true,
-    };
-    let verification = verify(&*source, &*target, &*state, &jobs, &options).await?;
+    let verification = migration.verify().await?;
     ensure!(
         verification.is_match(),
         "the backup differs: {verification:#?}"

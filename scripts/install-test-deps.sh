@@ -5,6 +5,7 @@
 #   isync          mbsync, for the side-by-side comparison benches
 #   time           /usr/bin/time: CPU seconds and peak RSS of each tool in the comparison
 #   valgrind       callgrind, for the instruction-count regression gate (benches/icount)
+#   chromium       headless browser: the HTML report test loads the page and reads its DOM
 #   cyrus-common   Cyrus IMAP's master, ctl_cyrusdb and libraries (the second real server)
 #   sasl2-bin      saslpasswd2, for the Cyrus test accounts (a per-instance sasldb)
 #   cyrus-imapd    only unpacked, into $MAILFERRY_CYRUS_ROOT (default /opt/mailferry-cyrus):
@@ -25,6 +26,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
 [[ -x /usr/bin/time ]] || missing+=(time)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [[ -x /usr/lib/cyrus/bin/master && -x /usr/lib/cyrus/bin/ctl_cyrusdb ]] || missing+=(cyrus-common)
 [[ -x /usr/sbin/saslpasswd2 ]] || missing+=(sasl2-bin)
 cyrus_root=${MAILFERRY_CYRUS_ROOT:-/opt/mailferry-cyrus}
@@ -55,8 +57,8 @@ if [[ ${#missing[@]} -eq 0 ]]; then
         [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo=(sudo)
         unpack_cyrus_imapd
     fi
-    echo "install-test-deps: dovecot-imapd, openssl, isync, time, valgrind, cyrus-common," \
-        "sasl2-bin and the unpacked cyrus-imapd are present"
+    echo "install-test-deps: dovecot-imapd, openssl, isync, time, valgrind, chromium," \
+        "cyrus-common, sasl2-bin and the unpacked cyrus-imapd are present"
     exit 0
 fi
 
@@ -124,7 +126,7 @@ if [[ " ${missing[*]} " == *" cyrus-common "* ]]; then
 fi
 [[ -x $cyrus_imapd ]] || unpack_cyrus_imapd
 
-for tool in /usr/sbin/dovecot openssl mbsync /usr/bin/time /usr/lib/cyrus/bin/master \
+for tool in /usr/sbin/dovecot openssl mbsync /usr/bin/time chromium /usr/lib/cyrus/bin/master \
     /usr/sbin/saslpasswd2 "$cyrus_imapd"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "install-test-deps: $tool still missing after the install" >&2

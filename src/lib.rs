@@ -9,13 +9,15 @@
 
 pub mod access;
 pub mod endpoint;
+pub mod mailbox;
+pub mod manifest;
 
 pub use endpoint::{Endpoint, ImapSecurity};
 pub use mailferry_core as core;
 pub use mailferry_core::mapping;
 pub use mailferry_core::{
-    Checksum, Copier, CopyOptions, Error, ErrorKind, FolderPath, Item, Report, Result, Source,
-    StateStore, Target,
+    CancelToken, Checksum, Copier, CopyOptions, Error, ErrorDomain, ErrorKind, FolderPath, Item,
+    Migration, MigrationOptions, Progress, Report, Result, Source, StateStore, Target,
 };
 #[cfg(feature = "imap")]
 pub use mailferry_imap as imap;

@@ -3,6 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mailferry::MigrationOptions;
+
+/// The library's defaults: the flags default to them, so there is one place they live.
+fn defaults() -> MigrationOptions {
+    MigrationOptions::default()
+}
 
 /// Move mailboxes between IMAP servers, Maildir and mbox: fast, faithful, resumable.
 ///
@@ -38,12 +44,14 @@ pub enum Command {
     Copy(PairArgs),
     /// Copy, then carry flag changes (and deletions with --delete).
     Sync(PairArgs),
-    /// Compare SOURCE and TARGET; exit 0 only when they match.
-    Verify(PairArgs),
+    /// Compare SOURCE and TARGET (or TARGET and --manifest FILE); exit 0 only when they match.
+    Verify(VerifyArgs),
     /// Show an endpoint's folder tree with counts, sizes and special-use roles.
     Folders(FoldersArgs),
     /// Run many mailbox pairs from a TOML or CSV plan.
     Plan(PlanArgs),
+    /// Render --report JSON files (of copy, sync, verify or plan) as one HTML page.
+    Report(ReportArgs),
 }
 
 /// How to reach and authenticate to endpoints.
@@ -84,7 +92,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Folders copied at once.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = defaults().jobs)]
     pub jobs: usize,
     /// Rename a folder: OLD=NEW (paths with '/'), repeatable.
     #[arg(long = "map", value_name = "OLD=NEW")]
@@ -117,7 +125,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_msgs_per_sec: Option<f64>,
     /// Memory budget for messages in flight (e.g. 256M).
-    #[arg(long, value_name = "SIZE", default_value = "24M")]
+    #[arg(long, value_name = "SIZE", default_value_t = defaults().memory_budget.to_string())]
     pub memory_budget: String,
     /// Print the folder plan and what would be copied; write nothing.
     #[arg(long)]
@@ -129,7 +137,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub delete: bool,
     /// sync: refuse to delete more than this percentage of a folder.
-    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    #[arg(long, value_name = "PERCENT", default_value_t = defaults().max_delete_percent)]
     pub max_delete_percent: f64,
     /// sync: delete even above --max-delete-percent.
     #[arg(long)]
@@ -137,6 +145,10 @@ pub struct RunArgs {
     /// verify: read both sides back and compare checksums.
     #[arg(long)]
     pub read_back: bool,
+    /// copy, sync: write the audit manifest of every message copied to this file (gzip JSON
+    /// lines; a re-run appends). verify: check TARGET against it, without the source.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -145,6 +157,18 @@ pub struct PairArgs {
     pub source: String,
     /// Where mail is written to.
     pub target: String,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `verify SOURCE TARGET`, or `verify --manifest FILE TARGET`.
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// SOURCE TARGET, or only TARGET with --manifest.
+    #[arg(required = true, num_args = 1..=2, value_names = ["SOURCE", "TARGET"])]
+    pub endpoints: Vec<String>,
     #[command(flatten)]
     pub access: AccessArgs,
     #[command(flatten)]
@@ -197,4 +221,20 @@ pub struct PlanArgs {
     /// IMAP sessions per endpoint.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub connections: usize,
+    /// Memory for messages in flight, shared by all the mailboxes running at once.
+    #[arg(long, value_name = "SIZE", default_value_t = defaults().memory_budget.to_string())]
+    pub memory_budget: String,
+    /// Write each mailbox's audit manifest (gzip JSON lines) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub manifest_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The --report JSON files of copy, sync, verify or plan runs.
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Write one self-contained HTML page here (inline CSS and SVG, no script, no network).
+    #[arg(long, value_name = "OUT.html")]
+    pub html: PathBuf,
 }

@@ -5,7 +5,9 @@
 //! 3 connection or authentication failure.
 
 mod args;
+mod html;
 mod logging;
+mod manifest_cmd;
 mod pair;
 mod plan;
 mod progress;
@@ -98,11 +100,12 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Copy(a) => pair::run(pair::Mode::Copy, a, cli.quiet).await,
-            Command::Sync(a) => pair::run(pair::Mode::Sync, a, cli.quiet).await,
-            Command::Verify(a) => pair::run(pair::Mode::Verify, a, cli.quiet).await,
+            Command::Copy(a) => pair::run(mailferry::mailbox::Mode::Copy, a, cli.quiet).await,
+            Command::Sync(a) => pair::run(mailferry::mailbox::Mode::Sync, a, cli.quiet).await,
+            Command::Verify(a) => manifest_cmd::verify(a, cli.quiet).await,
             Command::Folders(a) => pair::folders(a).await,
             Command::Plan(a) => plan::run(a, cli.quiet).await,
+            Command::Report(a) => html::run(a),
         }
     });
     match outcome {

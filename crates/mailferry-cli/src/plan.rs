@@ -1,6 +1,8 @@
-//! `plan`: many mailbox pairs from one file, like imapsync's bulk mode but built in. Mailboxes
-//! run `--jobs` at a time, each with its own state file (so re-running the plan resumes it) and
-//! its own outcome: a failed mailbox is reported and the others go on.
+//! `plan`: many mailbox pairs from one file, like imapsync's bulk mode but built in. This module
+//! reads the file and the secrets; the library ([`mailferry::mailbox::run_plan`]) runs the
+//! mailboxes `--jobs` at a time with one memory budget between them, each with its own state
+//! file (so re-running the plan resumes it) and its own outcome: a failed mailbox is reported
+//! and the others go on.
 //!
 //! TOML:
 //! ```toml
@@ -9,21 +11,24 @@
 //! target = "imaps://alice@new.example.org"
 //! source_password_file = "secrets/alice-old"   # or source_password_env = "ALICE_OLD"
 //! target_password_file = "secrets/alice-new"
+//! [mailbox.options]                              # optional: any MigrationOptions field
+//! filter = { max_size = "25M" }
 //! ```
 //! CSV: `source,target[,source_password_file,target_password_file]`, an optional header row.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
-use anyhow::{Context, bail};
-use mailferry::core::Counts;
-use mailferry::core::futures_util::stream::{self, StreamExt};
-use serde::{Deserialize, Serialize};
+use anyhow::{Context, anyhow, bail};
+use mailferry::MigrationOptions;
+use mailferry::core::engine::ByteSize;
+use mailferry::core::layers::Metrics;
+use mailferry::mailbox::{MailboxReport, MailboxSpec, Mode, default_state_path, run_plan};
+use serde::Deserialize;
 
-use crate::args::{AccessArgs, PlanArgs, RunArgs};
-use crate::pair::{MailboxReport, Mode, PairSpec, default_state_path, run_pair, write_report};
-use crate::secrets::SecretSpec;
+use crate::args::{AccessArgs, PlanArgs};
+use crate::pair::{access, credentials, write_report};
+use crate::secrets::{SecretSpec, Side};
 use crate::{Exit, Failure};
 
 /// One row of a plan.
@@ -44,6 +49,9 @@ pub struct PlanEntry {
     pub source_oauth2_command: Option<String>,
     #[serde(default)]
     pub target_oauth2_command: Option<String>,
+    /// This mailbox's options (the defaults where the row names none).
+    #[serde(default)]
+    pub options: Option<MigrationOptions>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,146 +112,136 @@ fn parse_csv(text: &str) -> anyhow::Result<Vec<PlanEntry>> {
             target_password_env: None,
             source_oauth2_command: None,
             target_oauth2_command: None,
+            options: None,
         });
     }
     Ok(out)
 }
 
-/// The `--report` JSON of a plan.
-#[derive(Debug, Serialize)]
-pub struct PlanReport {
-    pub mailboxes: Vec<MailboxReport>,
-    pub totals: Counts,
-    pub failed_mailboxes: usize,
-    pub duration_secs: f64,
-    pub items_per_sec: f64,
+fn spec(entry: &PlanEntry, args: &PlanArgs) -> Result<MailboxSpec, Failure> {
+    let mut spec = MailboxSpec::new(&entry.source, &entry.target);
+    if let Some(dir) = &args.state_dir {
+        let name = default_state_path(&format!("{} -> {}", entry.source, entry.target))
+            .map_err(|e| Failure::usage(anyhow!("{e}")))?;
+        spec.state = name.file_name().map(|f| dir.join(f));
+    }
+    let access_args = AccessArgs {
+        ca_file: args.ca_file.clone(),
+        insecure: args.insecure,
+        connections: args.connections,
+        ..AccessArgs::default()
+    };
+    let source = credentials(
+        &entry.source,
+        &SecretSpec {
+            password_file: entry.source_password_file.clone(),
+            oauth2_command: entry.source_oauth2_command.clone(),
+            password_env: entry.source_password_env.clone(),
+        },
+        Side::Source,
+    )?;
+    let target = credentials(
+        &entry.target,
+        &SecretSpec {
+            password_file: entry.target_password_file.clone(),
+            oauth2_command: entry.target_oauth2_command.clone(),
+            password_env: entry.target_password_env.clone(),
+        },
+        Side::Target,
+    )?;
+    spec.source_access = access(&access_args, source)?;
+    spec.target_access = access(&access_args, target)?;
+    spec.options = entry.options.clone().unwrap_or_default();
+    spec.options
+        .validate()
+        .map_err(|e| Failure::usage(anyhow!("{e}")))?;
+    spec.dry_run = args.dry_run;
+    spec.manifest = args
+        .manifest_dir
+        .as_deref()
+        .map(|d| crate::manifest_cmd::plan_manifest_path(d, &entry.source, &entry.target));
+    Ok(spec)
 }
 
 pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
     let entries = read_plan(&args.file).map_err(Failure::usage)?;
-    let started = Instant::now();
-    let args = Arc::new(args);
-    let reports: Vec<MailboxReport> = stream::iter(entries.into_iter().map(|entry| {
-        let args = Arc::clone(&args);
-        async move {
-            let state_path = match &args.state_dir {
-                Some(dir) => {
-                    let name = default_state_path(&format!("{} -> {}", entry.source, entry.target))
-                        .ok()
-                        .and_then(|p| p.file_name().map(|f| f.to_owned()));
-                    name.map(|n| dir.join(n))
-                }
-                None => None,
-            };
-            let spec = PairSpec {
-                source: entry.source.clone(),
-                target: entry.target.clone(),
-                source_secret: SecretSpec {
-                    password_file: entry.source_password_file.clone(),
-                    oauth2_command: entry.source_oauth2_command.clone(),
-                    password_env: entry.source_password_env.clone(),
-                },
-                target_secret: SecretSpec {
-                    password_file: entry.target_password_file.clone(),
-                    oauth2_command: entry.target_oauth2_command.clone(),
-                    password_env: entry.target_password_env.clone(),
-                },
-                access: AccessArgs {
-                    ca_file: args.ca_file.clone(),
-                    insecure: args.insecure,
-                    connections: args.connections,
-                    ..AccessArgs::default()
-                },
-                run: RunArgs {
-                    dry_run: args.dry_run,
-                    jobs: 2,
-                    ..default_run_args()
-                },
-                state_path,
-            };
-            let report = run_pair(Mode::Copy, &spec, true).await;
-            if !quiet {
-                let copied = report.copy.as_ref().map_or(0, |r| r.totals.copied);
-                let failed = report.copy.as_ref().map_or(0, |r| r.totals.failed);
-                match &report.error {
-                    Some(e) => eprintln!("{} -> {}: FAILED: {e}", report.source, report.target),
-                    None => eprintln!(
-                        "{} -> {}: {} ({copied} copied, {failed} failed)",
-                        report.source, report.target, report.outcome
-                    ),
-                }
+    let budget =
+        ByteSize::parse(&args.memory_budget).map_err(|e| Failure::usage(anyhow!("{e}")))?;
+    // A mailbox whose secrets cannot be read is reported as failed; the others go on.
+    let mut early = Vec::new();
+    let mut specs = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        match spec(entry, &args) {
+            Ok(s) => specs.push((i, s)),
+            Err(f) => {
+                let mut r =
+                    MailboxReport::new(Mode::Copy, &MailboxSpec::new(&entry.source, &entry.target));
+                r.outcome = "error".into();
+                r.exit_code = f.exit as u8;
+                r.error = Some(format!("{:#}", f.error));
+                early.push((i, r));
             }
-            report
-        }
-    }))
-    .buffer_unordered(args.jobs.max(1))
-    .collect()
-    .await;
-    let mut totals = Counts::default();
-    for r in &reports {
-        if let Some(c) = &r.copy {
-            totals.add(&c.totals);
         }
     }
-    let duration = started.elapsed().as_secs_f64();
-    let failed_mailboxes = reports.iter().filter(|r| r.exit_code != 0).count();
-    let worst = reports
-        .iter()
-        .map(MailboxReport::exit)
-        .max()
-        .unwrap_or(Exit::Ok);
+    let print = |report: &MailboxReport| {
+        if quiet {
+            return;
+        }
+        let copied = report.copy.as_ref().map_or(0, |r| r.totals.copied);
+        let failed = report.copy.as_ref().map_or(0, |r| r.totals.failed);
+        match &report.error {
+            Some(e) => eprintln!("{} -> {}: FAILED: {e}", report.source, report.target),
+            None => eprintln!(
+                "{} -> {}: {} ({copied} copied, {failed} failed)",
+                report.source, report.target, report.outcome
+            ),
+        }
+    };
+    for (_, r) in &early {
+        print(r);
+    }
+    let (order, specs): (Vec<usize>, Vec<MailboxSpec>) = specs.into_iter().unzip();
+    let mut report = run_plan(
+        Mode::Copy,
+        specs,
+        args.jobs,
+        budget,
+        Arc::new(Metrics::new()),
+        print,
+    )
+    .await;
+    if !early.is_empty() {
+        let mut all: Vec<(usize, MailboxReport)> = order
+            .into_iter()
+            .zip(std::mem::take(&mut report.mailboxes))
+            .collect();
+        all.extend(early);
+        all.sort_by_key(|(i, _)| *i);
+        report.mailboxes = all.into_iter().map(|(_, r)| r).collect();
+        report.failed_mailboxes = report.mailboxes.iter().filter(|r| r.exit_code != 0).count();
+    }
     if !quiet {
+        let totals = &report.totals;
         println!(
             "{} mailboxes, {} failed; {} items copied ({} already, {} existing, {} failed) in {:.1} s",
-            reports.len(),
-            failed_mailboxes,
+            report.mailboxes.len(),
+            report.failed_mailboxes,
             totals.copied,
             totals.already_copied,
             totals.skipped_existing,
             totals.failed,
-            duration
+            report.duration_secs
         );
     }
-    let report = PlanReport {
-        items_per_sec: totals.copied as f64 / duration.max(1e-9),
-        mailboxes: reports,
-        totals,
-        failed_mailboxes,
-        duration_secs: duration,
-    };
     if let Some(path) = &args.report {
         write_report(path, &report)?;
     }
     // A failed mailbox makes the plan "finished with failures" (1), whatever its own cause.
-    Ok(if worst == Exit::Ok {
+    Ok(if report.failed_mailboxes == 0 {
         Exit::Ok
     } else {
         Exit::ItemsFailed
     })
-}
-
-fn default_run_args() -> RunArgs {
-    RunArgs {
-        state: None,
-        jobs: 2,
-        maps: Vec::new(),
-        map_regexes: Vec::new(),
-        includes: Vec::new(),
-        excludes: Vec::new(),
-        merge: false,
-        since: None,
-        before: None,
-        max_size: None,
-        bwlimit: None,
-        max_msgs_per_sec: None,
-        memory_budget: "128M".into(),
-        dry_run: false,
-        report: None,
-        delete: false,
-        max_delete_percent: 10.0,
-        force: false,
-        read_back: false,
-    }
 }
 
 #[cfg(test)]

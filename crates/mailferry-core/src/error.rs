@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::item::SourceKey;
+use crate::key::SourceKey;
 
 /// What the pipeline does with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,10 +31,39 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Whether retrying was already tried (OpenDAL's temporary → persistent): a retry loop that
+/// gives up marks the error [`ErrorStatus::Persistent`], and no outer loop retries it again, so
+/// retries never nest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorStatus {
+    /// Not retried yet: a retry may help if the kind is transient.
+    Temporary,
+    /// Retried until a retry loop gave up: do not retry again.
+    Persistent,
+}
+
+/// Where an error comes from, so that the command line can say what to do about it (and pick
+/// its exit code) from the error itself rather than from the call site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorDomain {
+    /// Reaching a server: DNS, TCP, TLS, a dropped session, a server that is unavailable.
+    Connection,
+    /// Logging in: wrong password, expired token, account locked.
+    Auth,
+    /// The caller's settings: a bad URL, option, plan or folder rule.
+    Config,
+    /// A local store or the state: a full disk, a permission, a corrupt file.
+    Storage,
+}
+
 /// An error from a backend, the state store or the pipeline.
 #[derive(Debug, thiserror::Error)]
 pub struct Error {
     kind: ErrorKind,
+    status: ErrorStatus,
+    domain: Option<ErrorDomain>,
     message: String,
     item: Option<SourceKey>,
     #[source]
@@ -49,6 +78,8 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
+            status: ErrorStatus::Temporary,
+            domain: None,
             message: message.into(),
             item: None,
             source: None,
@@ -84,12 +115,46 @@ impl Error {
             | K::UnexpectedEof => ErrorKind::Transient,
             _ => fallback,
         };
-        Self::new(kind, context).with_source(err)
+        let domain = match err.kind() {
+            K::StorageFull
+            | K::PermissionDenied
+            | K::ReadOnlyFilesystem
+            | K::QuotaExceeded
+            | K::NotFound
+            | K::AlreadyExists
+            | K::IsADirectory
+            | K::NotADirectory
+            | K::DirectoryNotEmpty
+            | K::InvalidData => Some(ErrorDomain::Storage),
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::AddrNotAvailable => Some(ErrorDomain::Connection),
+            _ => None,
+        };
+        let mut e = Self::new(kind, context).with_source(err);
+        e.domain = domain;
+        e
     }
 
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Marks the error as retried already: no loop outside the one that gave up retries it.
+    pub fn persistent(mut self) -> Self {
+        self.status = ErrorStatus::Persistent;
+        self
+    }
+
+    /// Says where the error comes from (kept if already set by an inner layer).
+    pub fn with_domain(mut self, domain: ErrorDomain) -> Self {
+        self.domain.get_or_insert(domain);
         self
     }
 
@@ -110,9 +175,25 @@ impl Error {
         self.kind
     }
 
-    /// Whether retrying may help.
+    /// Whether the failure is of a transient kind (it may have been retried already: see
+    /// [`Error::is_retryable`]).
     pub fn is_transient(&self) -> bool {
         self.kind == ErrorKind::Transient
+    }
+
+    /// Whether a retry loop should try again: transient and not given up on by an inner loop.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Transient && self.status == ErrorStatus::Temporary
+    }
+
+    /// Whether a retry loop already gave up on this error.
+    pub fn status(&self) -> ErrorStatus {
+        self.status
+    }
+
+    /// Where the error comes from, when the code that raised it knew.
+    pub fn domain(&self) -> Option<ErrorDomain> {
+        self.domain
     }
 
     /// Whether the run must stop.
@@ -153,5 +234,27 @@ mod tests {
         let err = Error::io(ErrorKind::Fatal, "reading INBOX", io).context("imap://a@b");
         assert_eq!(err.kind(), ErrorKind::Transient);
         assert_eq!(err.to_string(), "imap://a@b: reading INBOX: peer went away");
+        assert_eq!(err.domain(), Some(ErrorDomain::Connection));
+    }
+
+    #[test]
+    fn a_persistent_transient_error_is_not_retryable() {
+        let err = Error::transient("server busy");
+        assert!(err.is_retryable());
+        let err = err.persistent();
+        assert!(err.is_transient() && !err.is_retryable());
+        assert_eq!(err.status(), ErrorStatus::Persistent);
+    }
+
+    #[test]
+    fn a_full_disk_is_a_storage_error() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left");
+        let err = Error::io(ErrorKind::Fatal, "writing", io);
+        assert!(err.is_fatal());
+        assert_eq!(err.domain(), Some(ErrorDomain::Storage));
+        let kept = Error::fatal("x")
+            .with_domain(ErrorDomain::Auth)
+            .with_domain(ErrorDomain::Config);
+        assert_eq!(kept.domain(), Some(ErrorDomain::Auth));
     }
 }

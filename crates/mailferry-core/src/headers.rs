@@ -81,6 +81,16 @@ impl HeaderFacts {
         }
     }
 
+    /// The fingerprint of a message, or of its header block, as any store holds it: the header
+    /// block (up to the first blank line) is canonicalised and parsed, so every backend lists
+    /// the same fingerprint for the same message whatever its line endings. The one way
+    /// mailferry computes it; `None` when the headers give nothing to go by.
+    pub fn fingerprint_of(raw: &[u8]) -> Option<String> {
+        let head = bytes::Bytes::copy_from_slice(&raw[..header_end(raw)]);
+        let (canonical, _) = crate::normalise::canonicalise(head);
+        HeaderFacts::parse(&canonical).ok()?.fingerprint()
+    }
+
     /// A fingerprint for messages without a Message-ID, used to recognise a message already in a
     /// target: BLAKE3 over Date, From and Subject. `None` when none of them is present.
     /// Built by concatenation rather than `format!`: the copier takes one per item it records.

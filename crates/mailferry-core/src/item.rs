@@ -3,8 +3,6 @@
 //! checksum and header facts, computed once and carried to the target and the state store.
 //! Targets only accept canonical items, so no store ever receives un-normalised bytes.
 
-use std::fmt;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -16,43 +14,7 @@ use crate::folder::FolderPath;
 use crate::headers::HeaderFacts;
 use crate::normalise::{Normalisation, canonicalise};
 
-/// A source's key for an item, unique within a folder and its validity token: an IMAP UID, a
-/// Maildir unique name, an mbox file offset. Opaque to everything but its backend.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SourceKey(pub String);
-
-/// A target's key for a stored item (an APPENDUID, a Maildir unique name).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TargetKey(pub String);
-
-macro_rules! key_impls {
-    ($t:ident) => {
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl fmt::Debug for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($t), self.0)
-            }
-        }
-        impl From<String> for $t {
-            fn from(s: String) -> Self {
-                $t(s)
-            }
-        }
-        impl From<&str> for $t {
-            fn from(s: &str) -> Self {
-                $t(s.to_string())
-            }
-        }
-    };
-}
-key_impls!(SourceKey);
-key_impls!(TargetKey);
+pub use crate::key::{SourceKey, TargetKey};
 
 /// What a source lists about an item before its body is fetched: enough to decide whether to
 /// fetch it at all.

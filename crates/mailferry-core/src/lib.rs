@@ -42,11 +42,13 @@ pub mod backend;
 pub mod checksum;
 pub mod copier;
 pub mod date;
+pub mod engine;
 pub mod error;
 pub mod flags;
 pub mod folder;
 pub mod headers;
 pub mod item;
+pub mod key;
 pub mod layers;
 pub mod mapping;
 pub mod memory;
@@ -62,22 +64,25 @@ pub use backend::{
     AppendOutcome, BoxFuture, BoxStream, Capabilities, Checkpoint, ExistingItem, Source, Target,
 };
 pub use checksum::Checksum;
-pub use copier::{CancelToken, Copier, CopyOptions, FolderJob, ItemFilter};
+pub use copier::{Budget as MemoryBudget, CancelToken, Copier, CopyOptions, FolderJob, ItemFilter};
 pub use date::InternalDate;
-pub use error::{Error, ErrorKind, Result};
+pub use engine::{FolderPlan, Migration, MigrationOptions, SyncReport};
+pub use error::{Error, ErrorDomain, ErrorKind, ErrorStatus, Result};
 pub use flags::Flags;
 pub use folder::{Folder, FolderPath, FolderStatus, SpecialUse};
 pub use headers::HeaderFacts;
 pub use item::{CanonicalItem, Item, ItemMeta, SourceKey, TargetKey};
-pub use layers::{Hooked, TargetHook};
+pub use layers::{Hooked, HookedSource, LayerOptions, LayerStack, SourceHook, TargetHook};
 pub use mapping::{FolderMapper, MappingConflict, MappingPlan, MappingRules, PlannedJob};
 pub use memory::{MemoryStore, StoredMessage};
 pub use normalise::Normalisation;
-pub use progress::{Progress, ProgressSender};
+pub use progress::{Progress, ProgressSender, RunControl};
 pub use report::{Counts, FolderReport, ItemIssue, Report};
 pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore};
-pub use sync::{FolderSync, SyncOptions, sync_changes};
-pub use verify::{RewriteCheck, Rewritten, Verification, VerifyOptions, spot_check, verify};
+pub use sync::{FolderSync, SyncOptions, sync_changes, sync_changes_with};
+pub use verify::{
+    RewriteCheck, Rewritten, Verification, VerifyOptions, spot_check, verify, verify_with,
+};
 
 // Re-exported so backends and embedders use the same versions.
 pub use bytes;

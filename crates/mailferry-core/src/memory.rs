@@ -176,8 +176,9 @@ impl MemoryStore {
             .collect()
     }
 
+    /// A missing folder is about that folder, never the end of the run (the conformance rule).
     fn missing(path: &FolderPath) -> Error {
-        Error::fatal(format!("no folder {path} in the memory store"))
+        Error::item(format!("no folder {path} in the memory store"))
     }
 }
 
@@ -303,9 +304,7 @@ impl Target for MemoryStore {
                     size: canonical_len(&m.body),
                     internal_date: m.internal_date,
                     flags: m.flags,
-                    fingerprint: HeaderFacts::parse(&m.body)
-                        .ok()
-                        .and_then(|h| h.fingerprint()),
+                    fingerprint: HeaderFacts::fingerprint_of(&m.body),
                 })
             })
             .collect();

@@ -57,3 +57,68 @@ impl ProgressSender {
         let _ = self.0.send(event);
     }
 }
+
+/// What the passes other than copy (verify, sync) share with it: how many folders at once, where
+/// progress goes, and the token that stops them.
+#[derive(Clone)]
+pub struct RunControl {
+    /// Folders at once.
+    pub concurrency: usize,
+    /// Progress events: `FolderStarted` / `FolderFinished` per folder.
+    pub progress: ProgressSender,
+    /// Stops the pass before its next folder.
+    pub cancel: crate::copier::CancelToken,
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        RunControl {
+            concurrency: 1,
+            progress: ProgressSender::new(16),
+            cancel: crate::copier::CancelToken::default(),
+        }
+    }
+}
+
+impl RunControl {
+    /// Runs `run` for every job, `concurrency` at a time, results in the jobs' order; each
+    /// folder's start and finish (with the counts `run` returns) go to the progress stream, and
+    /// no folder starts once the run is cancelled. The first error ends the pass.
+    pub async fn per_folder<'j, T, F, Fut>(
+        &self,
+        jobs: &'j [crate::copier::FolderJob],
+        run: F,
+    ) -> crate::error::Result<Vec<T>>
+    where
+        F: Fn(&'j crate::copier::FolderJob) -> Fut,
+        Fut: std::future::Future<Output = crate::error::Result<(T, Counts)>>,
+    {
+        use futures_util::StreamExt;
+        let run = &run;
+        let results: Vec<crate::error::Result<Option<T>>> = futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                if self.cancel.is_cancelled() {
+                    return Ok(None);
+                }
+                self.progress.send(Progress::FolderStarted {
+                    folder: job.source.path.clone(),
+                    total: job.source.status.count,
+                    bytes: job.source.status.size,
+                });
+                let (out, counts) = run(job).await?;
+                self.progress.send(Progress::FolderFinished {
+                    folder: job.source.path.clone(),
+                    counts,
+                });
+                Ok(Some(out))
+            })
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}

@@ -72,6 +72,12 @@ pub struct FolderReport {
     pub error: Option<String>,
     /// Seconds spent on this folder.
     pub duration_secs: f64,
+    /// When work on this folder began, in seconds since the Unix epoch (absent in reports of
+    /// older versions, hence the default). With `duration_secs` it places the folder on a
+    /// timeline, from which `mailferry report --html` draws throughput over time, across the
+    /// mailboxes of a plan as well: wall-clock time is the one clock they share.
+    #[serde(default)]
+    pub started_unix: Option<f64>,
 }
 
 /// The outcome of a run.
@@ -89,6 +95,15 @@ pub struct Report {
     pub bytes_per_sec: f64,
     /// The run was cancelled before it finished.
     pub cancelled: bool,
+}
+
+/// Now, in seconds since the Unix epoch ([`FolderReport::started_unix`]); `None` if the system
+/// clock is before 1970.
+pub fn unix_now() -> Option<f64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs_f64())
 }
 
 impl Report {

@@ -15,6 +15,7 @@ use crate::copier::FolderJob;
 use crate::error::{Error, Result};
 use crate::flags::Flags;
 use crate::item::{SourceKey, TargetKey};
+use crate::progress::RunControl;
 use crate::state::{FolderScope, ItemStatus, StateStore};
 
 /// What to carry over.
@@ -67,22 +68,38 @@ pub async fn sync_changes(
     jobs: &[FolderJob],
     options: &SyncOptions,
 ) -> Result<Vec<FolderSync>> {
+    sync_changes_with(source, target, state, jobs, options, RunControl::default()).await
+}
+
+/// [`sync_changes`] with `control.concurrency` folders at once (results in the jobs' order),
+/// progress events per folder, and a stop before the next folder once `control.cancel` is set.
+pub async fn sync_changes_with(
+    source: &dyn Source,
+    target: &dyn Target,
+    state: &dyn StateStore,
+    jobs: &[FolderJob],
+    options: &SyncOptions,
+    control: RunControl,
+) -> Result<Vec<FolderSync>> {
     let caps = target.capabilities();
     if options.flags && !caps.set_flags {
-        return Err(Error::fatal(
-            "the target cannot change flags; run copy instead of sync",
-        ));
+        return Err(
+            Error::fatal("the target cannot change flags; run copy instead of sync")
+                .with_domain(crate::error::ErrorDomain::Config),
+        );
     }
     if options.delete && !caps.delete {
-        return Err(Error::fatal(
-            "the target cannot delete messages; drop --delete",
-        ));
+        return Err(
+            Error::fatal("the target cannot delete messages; drop --delete")
+                .with_domain(crate::error::ErrorDomain::Config),
+        );
     }
-    let mut out = Vec::new();
-    for job in jobs {
-        out.push(sync_folder(source, target, state, job, options).await?);
-    }
-    Ok(out)
+    control
+        .per_folder(jobs, |job| async move {
+            let s = sync_folder(source, target, state, job, options).await?;
+            Ok((s, crate::report::Counts::default()))
+        })
+        .await
 }
 
 async fn sync_folder(

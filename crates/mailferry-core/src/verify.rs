@@ -29,6 +29,7 @@ use crate::flags::Flags;
 use crate::headers::header_end;
 use crate::item::{ItemMeta, SourceKey, TargetKey};
 use crate::normalise::canonicalise;
+use crate::progress::RunControl;
 use crate::state::{FolderScope, ItemStatus, StateStore};
 
 /// How to verify.
@@ -127,10 +128,29 @@ pub async fn verify(
     jobs: &[FolderJob],
     options: &VerifyOptions,
 ) -> Result<Verification> {
-    let mut folders = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        folders.push(verify_folder(source, target, state, job, options, None).await?);
-    }
+    verify_with(source, target, state, jobs, options, RunControl::default()).await
+}
+
+/// [`verify`] with `control.concurrency` folders at once (in the jobs' order in the result),
+/// progress events per folder, and a stop before the next folder once `control.cancel` is set.
+pub async fn verify_with(
+    source: &dyn Source,
+    target: &dyn Target,
+    state: &dyn StateStore,
+    jobs: &[FolderJob],
+    options: &VerifyOptions,
+    control: RunControl,
+) -> Result<Verification> {
+    let folders = control
+        .per_folder(jobs, |job| async move {
+            let v = verify_folder(source, target, state, job, options, None).await?;
+            let counts = crate::report::Counts {
+                seen: v.source_count,
+                ..Default::default()
+            };
+            Ok((v, counts))
+        })
+        .await?;
     Ok(Verification { folders })
 }
 

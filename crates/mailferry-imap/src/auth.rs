@@ -72,7 +72,8 @@ pub(crate) fn login_error(label: &str, failure: LoginFailure) -> Error {
         }
         LoginFailure::Imap(E::No(why) | E::Bad(why)) => Error::fatal(format!(
             "{label}: authentication failed ({why}); check the user name and the password or token"
-        )),
+        ))
+        .with_domain(mailferry_core::ErrorDomain::Auth),
         LoginFailure::Imap(E::Io(io)) => {
             Error::io(ErrorKind::Transient, format!("{label}: logging in"), io)
         }

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{AttributeValue, Response, SectionPath};
 use bytes::{Bytes, BytesMut};
-use mailferry_core::normalise::canonicalise;
 use mailferry_core::{Error, Flags, HeaderFacts, InternalDate, Result};
 
 use crate::conn::{Conn, Resp};
@@ -46,9 +45,10 @@ const MIN_RANGE: u32 = 32;
 /// Attempts for one read operation on transient errors.
 pub(crate) const ATTEMPTS: u32 = 4;
 
-/// The delay before retry `attempt` (1-based).
+/// The delay before retry `attempt` (1-based): the schedule every retry loop of mailferry uses
+/// ([`mailferry_core::layers::RetryPolicy`]).
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64 << attempt.min(6))
+    mailferry_core::layers::RetryPolicy::default().delay(attempt)
 }
 
 /// One FETCH response, reduced to what we use.
@@ -221,8 +221,7 @@ pub(crate) fn next_range(step: u32, returned: Option<usize>) -> u32 {
 
 /// The fingerprint of a message from its `HEADER.FIELDS` bytes.
 pub(crate) fn fingerprint(header: Option<Bytes>) -> Option<String> {
-    let (canonical, _) = canonicalise(header?);
-    HeaderFacts::parse(&canonical).ok()?.fingerprint()
+    HeaderFacts::fingerprint_of(&header?)
 }
 
 /// Fetches one large body in parts and assembles it. `Ok(None)` when the server returned

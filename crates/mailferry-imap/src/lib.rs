@@ -5,14 +5,14 @@
 //! of sessions per account.
 //!
 //! Design decisions, and why:
-//! - **async-imap for parsing and login, our own command loop for everything else** ([`conn`]):
+//! - **async-imap for parsing and login, our own command loop for everything else** (`conn`):
 //!   its typed commands hide NO/BAD answers to `UID FETCH`, drop unsolicited responses beyond
 //!   100, wait for a continuation per APPEND and cannot pipeline. Our loop tags commands itself,
 //!   sees every response, and bounds every read and write with a timeout.
 //! - **Round trips are the cost** on a real link: MULTIAPPEND with LITERAL+ stores a whole batch
 //!   in one round trip; folder status comes with the LIST (LIST-STATUS); folder creation and
 //!   flag stores are pipelined.
-//! - **A pool, checked out per operation** ([`pool`]): listing releases its session between UID
+//! - **A pool, checked out per operation** (`pool`): listing releases its session between UID
 //!   ranges, so the copier can keep a listing open while it fetches and appends; a session that
 //!   saw any error is dropped, never reused.
 //! - **Nothing lost silently**: a UID asked for and not returned is an item error; a refused
@@ -44,6 +44,7 @@ mod folders;
 mod handshake;
 mod pool;
 mod proto;
+mod reader;
 mod source;
 mod target;
 mod transport;
@@ -167,7 +168,8 @@ impl ImapStore {
     }
 
     /// Runs an idempotent operation, retrying transient failures (a pooled session that the
-    /// server dropped, a cut link) on fresh sessions with exponential backoff.
+    /// server dropped, a cut link) on fresh sessions with exponential backoff. An error it gives
+    /// up on is marked persistent, so the engine's retry layer does not retry it again.
     async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -182,7 +184,7 @@ impl ImapStore {
                     tokio::time::sleep(fetch::backoff(attempt)).await;
                     attempt += 1;
                 }
-                other => return other,
+                other => return other.map_err(mailferry_core::layers::retry::give_up),
             }
         }
     }

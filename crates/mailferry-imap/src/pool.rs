@@ -74,6 +74,10 @@ impl Pool {
                     delay = (delay * 2).min(Duration::from_secs(30));
                     attempt += 1;
                 }
+                Err(e) if e.is_transient() => {
+                    return Err(mailferry_core::layers::retry::give_up(e)
+                        .with_domain(mailferry_core::ErrorDomain::Connection));
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -15,7 +15,7 @@ use crate::ImapStore;
 use crate::fetch::{fingerprint, parse_fetch};
 use crate::folders;
 use crate::proto::{flag_list, uid_set};
-use crate::source::{flatten, metas_of};
+use crate::reader::{flatten, metas_of};
 
 fn uid_of(key: &TargetKey) -> Result<u32> {
     key.0

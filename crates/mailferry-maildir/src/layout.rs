@@ -269,47 +269,29 @@ fn walk_fs_below(
     Ok(())
 }
 
-/// Well-known folder names per role, most usual first.
-const WELL_KNOWN: [(SpecialUse, &[&str]); 5] = [
-    (
-        SpecialUse::Sent,
-        &["Sent", "Sent Items", "Sent Messages", "Sent Mail"],
-    ),
-    (SpecialUse::Drafts, &["Drafts", "Draft"]),
-    (
-        SpecialUse::Trash,
-        &["Trash", "Deleted Items", "Deleted Messages"],
-    ),
-    (
-        SpecialUse::Junk,
-        &["Junk", "Spam", "Junk E-mail", "Junk Mail"],
-    ),
-    (SpecialUse::Archive, &["Archive", "Archives"]),
-];
-
 /// Gives special-use roles by name, since Maildir stores none: per role, the top-level folder
-/// (or Courier-style child of INBOX) with the most usual well-known name, compared
-/// case-insensitively. Each role goes to one folder at most.
+/// (or Courier-style child of INBOX) with the most usual well-known name (core's one table,
+/// [`mailferry_core::mapping::role_and_rank`]). Each role goes to one folder at most.
 pub fn infer_special_use(folders: &mut [Folder]) {
-    for (role, names) in WELL_KNOWN {
-        let rank = |f: &Folder| -> Option<usize> {
-            let eligible = f.selectable
-                && (f.path.depth() == 1
-                    || (f.path.depth() == 2 && f.path.segments()[0].eq_ignore_ascii_case("INBOX")));
-            let name = f.path.name()?;
-            eligible
-                .then(|| names.iter().position(|n| n.eq_ignore_ascii_case(name)))
-                .flatten()
-        };
-        let best = folders
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.special_use.is_none())
-            .filter_map(|(i, f)| rank(f).map(|r| (r, f.path.depth(), i)))
-            .min();
-        if let Some((_, _, i)) = best {
-            folders[i].special_use = Some(role);
+    let mut best: std::collections::HashMap<SpecialUse, (usize, usize, usize)> =
+        std::collections::HashMap::new();
+    for (i, f) in folders.iter().enumerate() {
+        let eligible = f.selectable
+            && f.special_use.is_none()
+            && (f.path.depth() == 1
+                || (f.path.depth() == 2 && f.path.segments()[0].eq_ignore_ascii_case("INBOX")));
+        if !eligible {
+            continue;
         }
+        if let Some((role, rank)) = mailferry_core::mapping::role_and_rank(&f.path) {
+            let candidate = (rank, f.path.depth(), i);
+            best.entry(role)
+                .and_modify(|b| *b = (*b).min(candidate))
+                .or_insert(candidate);
+        }
+    }
+    for (role, (_, _, i)) in best {
+        folders[i].special_use = Some(role);
     }
 }
 

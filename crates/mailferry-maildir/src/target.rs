@@ -215,9 +215,7 @@ fn existing_one(
         size,
         internal_date: internal_date(&meta),
         flags,
-        fingerprint: HeaderFacts::parse(&canonical_head)
-            .ok()
-            .and_then(|h| h.fingerprint()),
+        fingerprint: HeaderFacts::fingerprint_of(&canonical_head),
     }))
 }
 

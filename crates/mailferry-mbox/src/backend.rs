@@ -85,15 +85,21 @@ impl Mbox {
         let path = entry
             .file
             .clone()
-            .ok_or_else(|| Error::fatal(format!("{folder} holds no messages")))?;
+            .ok_or_else(|| Error::item(format!("{folder} holds no messages")))?;
         Ok((entry, path))
     }
 
-    /// Opens the scanner for `folder`'s file at offset 0; a missing file is a fatal error.
+    /// Opens the scanner for `folder`'s file at offset 0. A missing file is about that folder
+    /// (an item error, as every backend reports a missing folder); any other failure is fatal.
     fn scanner(inner: &Inner, path: &Path, gzip: bool, folder: &FolderPath) -> Result<Scanner> {
         let input = open_input(path, gzip).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                ErrorKind::Item
+            } else {
+                ErrorKind::Fatal
+            };
             io_error(
-                ErrorKind::Fatal,
+                kind,
                 format!("opening {} for folder {folder}", path.display()),
                 e,
             )
@@ -306,7 +312,7 @@ fn existing_item(m: Message) -> ExistingItem {
         size: canonical_len(&body),
         internal_date: m.date,
         flags: m.flags,
-        fingerprint: HeaderFacts::parse(&body).ok().and_then(|h| h.fingerprint()),
+        fingerprint: HeaderFacts::fingerprint_of(&body),
     }
 }
 

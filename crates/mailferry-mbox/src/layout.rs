@@ -100,20 +100,13 @@ pub fn folder_file(root: &Path, folder: &FolderPath) -> PathBuf {
     path
 }
 
-/// The special-use role a top-level folder's name suggests.
+/// The special-use role a top-level folder's name suggests (core's one table,
+/// [`mailferry_core::mapping::role_from_name`]).
 pub fn special_use_of(folder: &FolderPath) -> Option<SpecialUse> {
-    let [name] = folder.segments() else {
-        return None;
-    };
-    let name = name.to_ascii_lowercase();
-    Some(match name.as_str() {
-        "sent" | "sent items" | "sent messages" | "sent mail" => SpecialUse::Sent,
-        "drafts" => SpecialUse::Drafts,
-        "trash" | "deleted items" | "deleted messages" => SpecialUse::Trash,
-        "junk" | "spam" | "junk e-mail" => SpecialUse::Junk,
-        "archive" | "archives" => SpecialUse::Archive,
-        _ => return None,
-    })
+    match folder.segments() {
+        [_] => mailferry_core::mapping::role_from_name(folder),
+        _ => None,
+    }
 }
 
 /// A folder found on disk.

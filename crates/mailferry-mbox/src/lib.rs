@@ -9,7 +9,7 @@
 //!   flags travel in a metadata block that mailferry writes as the first three header lines and
 //!   the reader removes only when it is byte-for-byte its own ([`parse`]). A message's own
 //!   `Status:` headers are never touched, so canonical checksums survive mbox → Maildir → mbox.
-//!   Even a message without a final newline round-trips ([`write`]).
+//!   Even a message without a final newline round-trips ([`write`](mod@write)).
 //! - **Streaming, bounded memory.** Files are read in one forward pass with a 256 KiB buffer on
 //!   tokio's blocking pool, and results flow through a bounded channel ([`backend`]). Listing
 //!   keeps no bodies; fetching holds one message at a time per reader.

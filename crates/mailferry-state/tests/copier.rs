@@ -6,17 +6,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mailferry_core::bytes::Bytes;
 use mailferry_core::normalise::canonicalise;
 use mailferry_core::{
-    AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Checkpoint, Checksum, Copier,
-    CopyOptions, Error, Flags, Folder, FolderPath, FolderScope, Hooked, Item, ItemMeta, ItemStatus,
-    MemoryStore, Report, Result, Source, SpecialUse, StateStore, Target, TargetHook,
+    BoxFuture, BoxStream, Capabilities, Checkpoint, Checksum, Copier, CopyOptions, ErrorKind,
+    Flags, Folder, FolderPath, FolderScope, Hooked, Item, ItemMeta, ItemStatus, MemoryStore,
+    Report, Result, Source, SpecialUse, StateStore, Target,
 };
 use mailferry_state::SqliteState;
 use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
+use mailferry_testkit::faulty::{Call, Faults};
 
 fn corpora_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora")
@@ -205,32 +205,14 @@ enum Crash {
     BeforeAppend,
 }
 
-/// Lets `healthy_batches` batches through to the target, then crashes on the next append.
-struct CrashingTarget {
-    healthy_batches: AtomicUsize,
-    crash: Crash,
-}
-
-impl TargetHook for CrashingTarget {
-    fn append<'a>(
-        &'a self,
-        inner: &'a dyn Target,
-        folder: &'a FolderPath,
-        batch: &'a [CanonicalItem],
-    ) -> BoxFuture<'a, Result<Vec<AppendOutcome>>> {
-        Box::pin(async move {
-            let healthy = self
-                .healthy_batches
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            if healthy {
-                return inner.append(folder, batch).await;
-            }
-            if self.crash == Crash::AfterAppend {
-                inner.append(folder, batch).await?;
-            }
-            Err(Error::fatal("simulated crash"))
-        })
+/// Lets three batches through to the target, then "crashes" on every later append: after
+/// storing the batch or before, as `crash` says.
+fn crashing(crash: Crash) -> Faults {
+    match crash {
+        Crash::AfterAppend => {
+            Faults::new().after_landing(Call::Append, 3, usize::MAX, ErrorKind::Fatal)
+        }
+        Crash::BeforeAppend => Faults::new().fail(Call::Append, 3, usize::MAX, ErrorKind::Fatal),
     }
 }
 
@@ -242,13 +224,7 @@ async fn resume_after(crash: Crash) {
     let state_file = dir.path().join("state.db");
     let source = source_store();
     let target = MemoryStore::new();
-    let crashing = Hooked::new(
-        Arc::new(target.clone()),
-        CrashingTarget {
-            healthy_batches: AtomicUsize::new(3),
-            crash,
-        },
-    );
+    let crashing = Hooked::new(Arc::new(target.clone()), crashing(crash));
     let one_folder_at_a_time = CopyOptions {
         folder_concurrency: 1,
         writers_per_folder: 1,
@@ -262,7 +238,7 @@ async fn resume_after(crash: Crash) {
     )
     .await
     .expect_err("the first run crashes");
-    assert!(err.to_string().contains("simulated crash"), "{err}");
+    assert!(err.to_string().contains("injected fault"), "{err}");
 
     let state = SqliteState::open(&state_file).expect("open state");
     let (mut pending, mut done) = (0, 0);

@@ -4,6 +4,12 @@
 //! the folder tree, every message's canonical checksum (byte-identical duplicates included),
 //! flags and keywords, internal dates, special-use roles.
 //!
+//! It is the contract of the backend traits: every method of [`Source`] and [`Target`] is
+//! exercised (listing, fetching, appending, `existing`, `read_back`, `set_flags`, `delete`), and
+//! so are the error-kind rules the engine relies on (a missing folder is never fatal; a
+//! transient fault is recovered without a duplicate). Copies run with the engine's layers on
+//! (retry included), as every real run does.
+//!
 //! Instantiate it per backend with [`conformance_tests!`](crate::conformance_tests):
 //!
 //! ```text
@@ -16,11 +22,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use mailferry_core::layers::{LayerOptions, LayerStack, Metrics, RetryPolicy};
 use mailferry_core::normalise::canonicalise;
 use mailferry_core::{
-    Checksum, Copier, CopyOptions, Flags, FolderJob, FolderPath, InternalDate, MemoryState,
-    MemoryStore, Report, Source, SpecialUse, Target,
+    Checksum, Copier, CopyOptions, ErrorKind, Flags, FolderJob, FolderPath, Hooked, HookedSource,
+    InternalDate, MemoryState, MemoryStore, Report, Source, SpecialUse, Target,
 };
+
+use crate::faulty::{Call, Faults};
 
 /// A backend under test: one store seen as source and as target, plus whatever keeps it alive
 /// (a temp dir, a server).
@@ -151,13 +160,32 @@ pub fn fixture() -> MemoryStore {
     store
 }
 
-/// Copies every folder of `source` to `target` with default options and the given state.
+/// The engine's layers as a run puts them on, with a short retry schedule.
+fn layers() -> LayerStack {
+    let options = LayerOptions {
+        retry: RetryPolicy {
+            attempts: 5,
+            first_delay_ms: 5,
+            max_delay_ms: 50,
+        },
+        ..LayerOptions::default()
+    };
+    LayerStack::new(options, Arc::new(Metrics::new()))
+}
+
+/// Copies every folder of `source` to `target` with default options and the given state,
+/// through the engine's layers.
 pub async fn copy_all(
     source: Arc<dyn Source>,
     target: Arc<dyn Target>,
     state: Arc<MemoryState>,
 ) -> Report {
-    let copier = Copier::new(source, target, state, CopyOptions::default());
+    let layers = layers();
+    let options = CopyOptions {
+        backoff: std::time::Duration::from_millis(5),
+        ..CopyOptions::default()
+    };
+    let copier = Copier::new(layers.source(source), layers.target(target), state, options);
     let jobs: Vec<FolderJob> = copier.identity_plan().await.expect("list source folders");
     copier.run(jobs).await.expect("copy")
 }
@@ -369,6 +397,131 @@ pub async fn existing_and_read_back_agree(backend: &Backend) {
     assert_eq!(back, want);
 }
 
+/// `set_flags` replaces flags where the backend says it can, and refuses (fatal) where it says
+/// it cannot; `delete` likewise. Both act on exactly the keys given.
+pub async fn flags_and_delete(backend: &Backend) {
+    let fixture = fixture();
+    copy_all(
+        Arc::new(fixture),
+        Arc::clone(&backend.target),
+        Arc::new(MemoryState::new()),
+    )
+    .await;
+    let inbox = FolderPath::inbox();
+    let listed = |target: Arc<dyn Target>| async move {
+        let mut v: Vec<_> = target
+            .existing(&FolderPath::inbox())
+            .map(|r| r.expect("existing"))
+            .collect()
+            .await;
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    };
+    let before = listed(Arc::clone(&backend.target)).await;
+    assert_eq!(before.len(), 7);
+    let caps = backend.target.capabilities();
+    let chosen = before[0].key.clone();
+    let flagged = Flags::from_imap(["\\Flagged", "\\Answered"]);
+    let set = backend
+        .target
+        .set_flags(&inbox, vec![(chosen.clone(), flagged.clone())])
+        .await;
+    if caps.set_flags {
+        set.expect("set_flags on a backend that can");
+        let after = listed(Arc::clone(&backend.target)).await;
+        // A backend may rename an item when its flags change (Maildir): find it by position of
+        // the untouched ones.
+        let changed: Vec<_> = after.iter().filter(|e| e.flags == flagged).collect();
+        assert_eq!(
+            changed.len(),
+            1,
+            "exactly the chosen item changed: {after:#?}"
+        );
+        assert_eq!(after.len(), 7);
+    } else {
+        let e = set.expect_err("set_flags on a backend that cannot");
+        assert_eq!(e.kind(), ErrorKind::Fatal, "{e}");
+    }
+    let keys_now = listed(Arc::clone(&backend.target)).await;
+    let gone = keys_now[keys_now.len() - 1].key.clone();
+    let deleted = backend.target.delete(&inbox, vec![gone.clone()]).await;
+    if caps.delete {
+        deleted.expect("delete on a backend that can");
+        let after = listed(Arc::clone(&backend.target)).await;
+        assert_eq!(after.len(), 6, "one item deleted");
+        assert!(after.iter().all(|e| e.key != gone));
+    } else {
+        let e = deleted.expect_err("delete on a backend that cannot");
+        assert_eq!(e.kind(), ErrorKind::Fatal, "{e}");
+    }
+}
+
+/// A folder that does not exist is never fatal: `existing` lists nothing, `list_items` lists
+/// nothing or says so with an item error.
+pub async fn missing_folder_is_not_fatal(backend: &Backend) {
+    let missing = FolderPath::new(["No such folder"]);
+    let existing: Vec<_> = backend.target.existing(&missing).collect().await;
+    assert!(
+        existing.iter().all(|r| r.is_ok()) && existing.is_empty(),
+        "existing() of a missing folder: {existing:?}"
+    );
+    let listed: Vec<_> = backend.source.list_items(&missing, None).collect().await;
+    for r in &listed {
+        match r {
+            Ok(meta) => panic!("a missing folder listed {meta:?}"),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Item, "{e}"),
+        }
+    }
+}
+
+/// Transient faults are recovered: listings that fail at first are retried by the retry layer,
+/// and an append whose answer was lost after it landed is resolved by the copier, not repeated:
+/// everything arrives exactly once.
+pub async fn transient_faults_are_recovered(backend: &Backend) {
+    let fixture = fixture();
+    let target_faults = Arc::new(
+        Faults::new()
+            .fail(Call::ListFolders, 0, 2, ErrorKind::Transient)
+            .fail(Call::Existing, 0, 1, ErrorKind::Transient)
+            .after_landing(Call::Append, 1, 1, ErrorKind::Transient),
+    );
+    let target: Arc<dyn Target> = Arc::new(Hooked::new(
+        Arc::clone(&backend.target),
+        Arc::clone(&target_faults),
+    ));
+    let report = copy_all(
+        Arc::new(fixture.clone()),
+        target,
+        Arc::new(MemoryState::new()),
+    )
+    .await;
+    assert_eq!(report.totals.failed, 0, "{report:#?}");
+    assert_eq!(report.totals.copied, 14, "{:?}", report.totals);
+    assert_eq!(target_faults.failures(Call::Append), 1, "the fault was hit");
+
+    let source_faults = Arc::new(
+        Faults::new()
+            .fail(Call::ListFolders, 0, 1, ErrorKind::Transient)
+            .fail(Call::ListItems, 0, 1, ErrorKind::Transient),
+    );
+    let source: Arc<dyn Source> = Arc::new(HookedSource::new(
+        Arc::clone(&backend.source),
+        Arc::clone(&source_faults),
+    ));
+    let back = MemoryStore::new();
+    let report = copy_all(source, Arc::new(back.clone()), Arc::new(MemoryState::new())).await;
+    assert_eq!(report.totals.failed, 0, "{report:#?}");
+    assert_eq!(source_faults.failures(Call::ListItems), 1);
+    let caps = backend.source.capabilities();
+    for (path, _) in fixture_folders() {
+        assert_eq!(
+            contents(&back, &path, caps.keywords, caps.internal_date),
+            contents(&fixture, &path, caps.keywords, caps.internal_date),
+            "{path}: every message exactly once after the faults"
+        );
+    }
+}
+
 /// Instantiates the conformance suite for a backend. The argument is an expression of type
 /// `impl Future<Output = Backend>` that makes a fresh, empty backend.
 #[macro_export]
@@ -396,6 +549,24 @@ macro_rules! conformance_tests {
         async fn conformance_existing_and_read_back_agree() {
             let backend = $make.await;
             $crate::conformance::existing_and_read_back_agree(&backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_set_flags_and_delete_act_on_exactly_the_keys_given() {
+            let backend = $make.await;
+            $crate::conformance::flags_and_delete(&backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_a_missing_folder_is_not_fatal() {
+            let backend = $make.await;
+            $crate::conformance::missing_folder_is_not_fatal(&backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_transient_faults_are_recovered_exactly_once() {
+            let backend = $make.await;
+            $crate::conformance::transient_faults_are_recovered(&backend).await;
         }
     };
 }

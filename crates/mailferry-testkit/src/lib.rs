@@ -5,6 +5,7 @@
 //!   [`mailferry_core::Copier`] (ripgrep-style: a macro instantiates the suite per backend);
 //! - [`corpus`]: a deterministic generator of realistic mailboxes (sizes, attachments, flags,
 //!   awkward cases), so tests and benches need no checked-in mail;
+//! - [`faulty`]: a hook that makes any backend fail chosen calls on cue;
 //! - [`rss`]: the process's peak resident memory, for memory checks;
 //! - [`stores`]: a lazily generated source and a discarding target, for benches;
 //! - [`dovecot`]: a real, self-contained Dovecot per test (own config, users, CA, ports), with a
@@ -20,6 +21,7 @@ pub mod contents;
 pub mod corpus;
 pub mod cyrus;
 pub mod dovecot;
+pub mod faulty;
 pub mod proxy;
 pub mod rss;
 pub mod server;

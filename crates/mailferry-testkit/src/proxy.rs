@@ -17,7 +17,7 @@
 //!   ([`Proxy::set_random_faults`]) so a fault test hits many different places reproducibly;
 //!   the round trip is read per chunk, so it changes live.
 //! - **IMAP-aware faults need the bytes.** Both directions are scanned for IMAP framing
-//!   ([`framing`]): lines are scanned, literals skipped. That lets the proxy replace a whole
+//!   (`framing`): lines are scanned, literals skipped. That lets the proxy replace a whole
 //!   tagged response by `NO [UNAVAILABLE]`, send `* BYE` between two responses (as a server
 //!   shutting down does) rather than inside one, and say where each cut fell (inside a FETCH
 //!   body, inside an APPEND literal, while a command waited for its reply). These features only

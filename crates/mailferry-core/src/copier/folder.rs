@@ -102,6 +102,7 @@ impl Inner {
             report: Mutex::new(FolderReport {
                 source: job.source.path.clone(),
                 target: job.target.clone(),
+                started_unix: crate::report::unix_now(),
                 ..FolderReport::default()
             }),
             index: tokio::sync::Mutex::new(None),

@@ -192,9 +192,11 @@ impl CancelToken {
     }
 }
 
-/// The shared budget of items and bytes in flight.
+/// The budget of items and bytes in flight. One per run by default; [`Copier::with_budget`]
+/// shares one across runs, so that many mailboxes in one process hold one budget between them
+/// rather than one each. Cheap to clone; clones share the budget.
 #[derive(Clone)]
-struct Budget {
+pub struct Budget {
     items: Arc<Semaphore>,
     kib: Arc<Semaphore>,
     max_kib: u32,
@@ -226,9 +228,14 @@ pub(crate) struct BudgetPermit {
 
 impl Budget {
     fn new(options: &CopyOptions) -> Self {
-        let max_kib = (options.byte_budget / 1024).clamp(1, u64::from(u32::MAX >> 4)) as u32;
+        Self::with_limits(options.byte_budget, options.item_budget)
+    }
+
+    /// A budget of at most `bytes` of message data and `items` messages in flight.
+    pub fn with_limits(bytes: u64, items: usize) -> Self {
+        let max_kib = (bytes / 1024).clamp(1, u64::from(u32::MAX >> 4)) as u32;
         Budget {
-            items: Arc::new(Semaphore::new(options.item_budget.max(1))),
+            items: Arc::new(Semaphore::new(items.max(1))),
             kib: Arc::new(Semaphore::new(max_kib as usize)),
             max_kib,
             waiting: Arc::new(AtomicUsize::new(0)),
@@ -278,6 +285,7 @@ struct Inner {
     options: CopyOptions,
     progress: ProgressSender,
     cancel: CancelToken,
+    budget: Option<Budget>,
 }
 
 /// Copies folders from a source to a target. Cheap to clone; clones share the run.
@@ -302,6 +310,31 @@ impl Copier {
                 options,
                 progress: ProgressSender::new(4096),
                 cancel: CancelToken::default(),
+                budget: None,
+            }),
+        }
+    }
+
+    /// A copier that reports to `progress`, stops on `cancel` and, when given one, takes its
+    /// memory from a `budget` shared with other copiers (the engine's many-mailbox runs).
+    pub fn with_budget(
+        source: Arc<dyn Source>,
+        target: Arc<dyn Target>,
+        state: Arc<dyn StateStore>,
+        options: CopyOptions,
+        progress: ProgressSender,
+        cancel: CancelToken,
+        budget: Option<Budget>,
+    ) -> Self {
+        Copier {
+            inner: Arc::new(Inner {
+                source,
+                target,
+                state,
+                options,
+                progress,
+                cancel,
+                budget,
             }),
         }
     }
@@ -330,7 +363,8 @@ impl Copier {
     /// returned instead (what was copied until then is recorded in the state).
     pub async fn run(&self, jobs: Vec<FolderJob>) -> Result<Report> {
         let started = Instant::now();
-        let budget = Budget::new(&self.inner.options);
+        let budget =
+            (self.inner.budget.clone()).unwrap_or_else(|| Budget::new(&self.inner.options));
         let limit = Arc::new(Semaphore::new(self.inner.options.folder_concurrency.max(1)));
         let mut tasks = JoinSet::new();
         for (order, job) in jobs.into_iter().enumerate() {
