@@ -1,5 +1,5 @@
 //! Copy chains through local backends (memory → mbox → Maildir → mbox → memory, …) with an
-//! accounting check at every hop: each message either arrives with its canonical checksum,
+//! accounting check at every hop: each message either arrives with its bytes (wire form),
 //! flags and date intact, or is reported failed with a reason. Per hop: the report's counts add
 //! up (`seen = copied + failed`), every failure names a key the source listed, and what the
 //! target holds equals what the source held minus the reported failures — so a silent drop, a

@@ -2,7 +2,7 @@
 //! LFs, NUL bytes, 8-bit headers, fragments, files of 0 and 1 bytes) goes through every local
 //! backend pair, in two chains: memory → mbox → Maildir → mbox → memory and
 //! memory → Maildir → mbox → Maildir → memory. Each hop is checked by [`crate::chain`]: what
-//! arrives is byte-identical (canonical checksum), flags and dates included, and what does not
+//! arrives is byte-identical (in wire form, lone CRs included), flags and dates included, and what does not
 //! is reported with a reason.
 
 use std::path::Path;

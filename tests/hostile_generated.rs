@@ -5,8 +5,12 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use mailferry_core::{Flags, FolderPath, InternalDate, MemoryStore};
+use mailferry_core::{
+    Copier, CopyOptions, Flags, FolderPath, InternalDate, MemoryState, MemoryStore,
+};
 
 use crate::chain::{self, Compare, Kind};
 use crate::support::files_under;
@@ -29,6 +33,8 @@ fn nasty_messages() -> Vec<(&'static str, Vec<u8>)> {
         ("0 bytes", Vec::new()),
         ("only a newline", b"\n".to_vec()),
         ("bare CR line endings", b"Subject: cr\rFrom: a@b\r\rline one\rline two\r".to_vec()),
+        ("CR before CRLF", b"Subject: crcrlf\r\n\r\nline\r\r\nline\r\r\r\n".to_vec()),
+        ("mixed endings and a lone CR", b"Subject: mixed\r\n\nlf\ncrlf\r\nlone\rcr\r".to_vec()),
         (
             "From lines in the body",
             b"Subject: quoting\n\nFrom the desk of Ann\n>From quoted once\n>>From twice\nFrom Sat Jan  3 01:05:34 1996\n\nFrom \n".to_vec(),
@@ -112,6 +118,58 @@ async fn malformed_messages_arrive_intact_or_are_reported() {
             outcome.folder_errors
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_crs_are_kept_and_mixed_endings_are_named_in_the_report() {
+    let bodies: [&'static [u8]; 3] = [
+        b"Subject: mac\r\rline one\rline two\r",
+        b"Subject: mixed\r\n\nlf\ncrlf\r\n",
+        b"Subject: lf\n\nbody\n",
+    ];
+    let source = store_of(bodies.iter().map(|b| (FolderPath::inbox(), b.to_vec())));
+    let target = MemoryStore::new();
+    let copier = Copier::new(
+        Arc::new(source.clone()),
+        Arc::new(target.clone()),
+        Arc::new(MemoryState::new()),
+        CopyOptions::default(),
+    );
+    let plan = copier.identity_plan().await.expect("plan");
+    let report = copier.run(plan).await.expect("copy");
+    let inbox = &report.folders[0];
+    assert_eq!(inbox.counts.copied, 3, "{report:#?}");
+    // Stored as sent: lone CRs as they are, bare LFs as CRLF.
+    let stored: Vec<Bytes> = target
+        .messages(&FolderPath::inbox())
+        .into_values()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            &b"Subject: mac\r\rline one\rline two\r"[..],
+            b"Subject: mixed\r\n\r\nlf\r\ncrlf\r\n",
+            b"Subject: lf\r\n\r\nbody\r\n",
+        ]
+    );
+    let n = inbox.normalisation;
+    assert_eq!(
+        (n.lone_cr, n.bare_cr, n.bare_lf, n.mixed_endings),
+        (4, 0, 5, 1)
+    );
+    // Only the mixed message is named: the others are their store's form, changed by nothing.
+    let keys: Vec<String> = source
+        .messages(&FolderPath::inbox())
+        .into_keys()
+        .map(|uid| uid.to_string())
+        .collect();
+    assert_eq!(inbox.changed.len(), 1, "{inbox:#?}");
+    assert_eq!(inbox.changed[0].key, keys[1]);
+    assert!(inbox.changed[0].reason.contains("mixed line endings"));
+    let json = serde_json::to_value(&report).expect("report as JSON");
+    assert_eq!(json["folders"][0]["normalisation"]["lone_cr"], 4);
+    assert_eq!(json["folders"][0]["changed"][0]["key"], keys[1].as_str());
 }
 
 /// Names a source can hand us: control characters, NUL, path tricks, text that looks like

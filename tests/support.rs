@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use futures_util::StreamExt;
-use mailferry_core::normalise::canonicalise;
+use mailferry_core::normalise::to_wire;
 use mailferry_core::{
     Checksum, Copier, CopyOptions, FolderPath, MemoryState, Report, Source, Target,
 };
@@ -99,10 +99,12 @@ impl Rng {
     }
 }
 
-/// What is compared per message: canonical checksum, flags (IMAP tokens) and internal date.
+/// What is compared per message: a hash of its bytes in wire form, flags (IMAP tokens) and
+/// internal date.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Msg {
-    /// BLAKE3 of the canonical bytes.
+    /// BLAKE3 of the wire-form bytes (an LF store's storage form undone, nothing else): not of
+    /// the canonical form, which would hide a lone CR turned into a line ending.
     pub checksum: Checksum,
     /// Flags and keywords, space-separated.
     pub flags: String,
@@ -127,11 +129,11 @@ pub async fn snapshot(source: &dyn Source) -> Snapshot {
         let mut fetched = source.fetch(&folder.path, metas);
         while let Some(item) = fetched.next().await {
             let item = item.unwrap_or_else(|e| panic!("fetching from {}: {e}", folder.path));
-            let (canonical, _) = canonicalise(item.body);
+            let (wire, _) = to_wire(item.body);
             messages.insert(
                 item.meta.key.0.clone(),
                 Msg {
-                    checksum: Checksum::of(&canonical),
+                    checksum: Checksum::of(&wire),
                     flags: item.meta.flags.to_string(),
                     date: item.meta.internal_date.map(|d| d.timestamp),
                 },

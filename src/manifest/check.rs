@@ -2,7 +2,7 @@
 //! there, its bytes read back must have the listed checksum, and its flags and internal date must
 //! be the listed ones (keywords and dates only where the target stores them).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use mailferry_core::futures_util::StreamExt;
@@ -10,7 +10,7 @@ use mailferry_core::normalise::canonicalise;
 use mailferry_core::{Checksum, ExistingItem, FolderPath, InternalDate, Result, Target, TargetKey};
 use serde::{Deserialize, Serialize};
 
-use super::{Entry, digest, read};
+use super::{Entry, digest, scan};
 
 /// Keys read back per request: bounds the keys held, while each body is dropped once hashed.
 const READ_BACK_CHUNK: usize = 256;
@@ -55,26 +55,71 @@ impl ManifestCheck {
     }
 }
 
+/// Entries held at once by [`check`] (a few hundred bytes each): folders are checked in passes
+/// over the file, each pass keeping the entries of as many whole folders as fit.
+const ENTRIES_PER_PASS: usize = 200_000;
+
 /// Checks `target` against the manifest at `path`.
 pub async fn check(target: &dyn Target, path: &Path) -> Result<ManifestCheck> {
-    let contents = read(path)?;
-    let caps = target.capabilities();
-    let mut by_folder: BTreeMap<FolderPath, Vec<Entry>> = BTreeMap::new();
-    for e in &contents.entries {
-        by_folder
-            .entry(e.target_folder.clone())
-            .or_default()
-            .push(e.clone());
-    }
+    check_in_passes(target, path, ENTRIES_PER_PASS).await
+}
+
+/// [`check`], holding the entries of at most `per_pass` messages at once (or of one folder, if
+/// it alone has more): a first pass counts the entries per folder, then each pass reads the
+/// entries of a group of folders.
+pub(crate) async fn check_in_passes(
+    target: &dyn Target,
+    path: &Path,
+    per_pass: usize,
+) -> Result<ManifestCheck> {
+    let blake3 = digest(path)?;
+    let mut counts: BTreeMap<FolderPath, usize> = BTreeMap::new();
+    let census = scan(path, |e| {
+        *counts.entry(e.target_folder.clone()).or_default() += 1;
+        false
+    })?;
     let mut out = ManifestCheck {
         manifest: path.to_path_buf(),
-        blake3: digest(path)?,
-        runs: contents.headers.len(),
-        entries: contents.entries.len() as u64,
-        folders: by_folder.len(),
-        torn: contents.torn,
+        blake3,
+        runs: census.headers.len(),
+        entries: counts.values().map(|n| *n as u64).sum(),
+        folders: counts.len(),
+        torn: census.torn,
         differences: Vec::new(),
     };
+    let mut passes: Vec<HashSet<FolderPath>> = Vec::new();
+    let mut held = 0;
+    for (folder, n) in counts {
+        if passes.is_empty() || (held > 0 && held + n > per_pass) {
+            passes.push(HashSet::new());
+            held = 0;
+        }
+        held += n;
+        if let Some(pass) = passes.last_mut() {
+            pass.insert(folder);
+        }
+    }
+    for pass in passes {
+        let contents = scan(path, |e| pass.contains(&e.target_folder))?;
+        // Moved, not copied: the entries are the bulk of this check's memory.
+        let mut by_folder: BTreeMap<FolderPath, Vec<Entry>> = BTreeMap::new();
+        for e in contents.entries {
+            by_folder
+                .entry(e.target_folder.clone())
+                .or_default()
+                .push(e);
+        }
+        check_folders(target, by_folder, &mut out).await?;
+    }
+    Ok(out)
+}
+
+async fn check_folders(
+    target: &dyn Target,
+    by_folder: BTreeMap<FolderPath, Vec<Entry>>,
+    out: &mut ManifestCheck,
+) -> Result<()> {
+    let caps = target.capabilities();
     for (folder, entries) in by_folder {
         let mut existing: HashMap<TargetKey, ExistingItem> = HashMap::new();
         let mut listing = target.existing(&folder);
@@ -160,7 +205,7 @@ pub async fn check(target: &dyn Target, path: &Path) -> Result<ManifestCheck> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Flag tokens to compare: sorted, keywords only where the target stores them.

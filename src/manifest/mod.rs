@@ -4,8 +4,8 @@
 //! run's report; [`check`] re-checks a target against it months later, without the source.
 //!
 //! Design decisions, and why:
-//! - **Recorded by decorators, not inside the copier.** [`record::ManifestTarget`] wraps the
-//!   target and notes the metadata of each item it is asked to append; [`record::ManifestState`]
+//! - **Recorded by decorators, not inside the copier.** [`ManifestTarget`] (a target layer)
+//!   notes the metadata of each item the target is asked to append; [`ManifestState`]
 //!   wraps the state store and, when the copier records an item *done*, writes the item's line
 //!   **before** passing the record on. So every item the state calls done is in the manifest,
 //!   whatever instant the process is killed at (a line whose record did not commit belongs to an
@@ -20,8 +20,10 @@
 //!   file stays the audit of the whole mailbox. Each batch is sync-flushed and `fdatasync`ed, so
 //!   a killed run leaves a member that decodes up to its last batch; the next run that opens
 //!   the file rewrites that torn tail into a complete member before appending.
-//! - **Memory**: writing holds only the metadata of the batches in flight; `verify --manifest`
-//!   holds the listed entries (a few hundred bytes each) and one folder's target listing.
+//! - **Memory**: writing holds only the metadata of the batches in flight. `verify --manifest`
+//!   reads the file in passes (a census, then groups of whole folders of at most 200,000
+//!   entries of a few hundred bytes each), plus one folder's target listing at a time: bounded,
+//!   unless a single folder is larger, at the cost of one more read of the file per group.
 //! - **JSON lines** so an auditor can read it with `zcat | jq` and no mailferry; each member
 //!   starts with a header line (`"mailferry_manifest": 1`) naming the run.
 
@@ -115,6 +117,12 @@ pub struct Contents {
 
 /// Reads a whole manifest. A line that is not valid is an error naming its line number.
 pub fn read(path: &Path) -> Result<Contents> {
+    scan(path, |_| true)
+}
+
+/// Reads a manifest keeping only the entries `keep` accepts (it sees every entry, in order):
+/// `verify --manifest` reads it in passes so as to hold a bounded number of entries.
+pub(crate) fn scan(path: &Path, mut keep: impl FnMut(&Entry) -> bool) -> Result<Contents> {
     let mut out = Contents::default();
     let mut n = 0usize;
     out.torn = for_each_line(path, |line| {
@@ -133,8 +141,10 @@ pub fn read(path: &Path) -> Result<Contents> {
             out.headers
                 .push(serde_json::from_value(value).map_err(bad)?);
         } else {
-            out.entries
-                .push(serde_json::from_value(value).map_err(bad)?);
+            let entry: Entry = serde_json::from_value(value).map_err(bad)?;
+            if keep(&entry) {
+                out.entries.push(entry);
+            }
         }
         Ok(())
     })?;

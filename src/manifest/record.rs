@@ -97,9 +97,9 @@ impl Recorder {
         Ok(())
     }
 
-    /// Writes the lines of the records that complete a noted append, durably, and forgets the
-    /// noted items whose outcome is now recorded.
-    fn settle(&self, scope: &FolderScope, records: &[ItemRecord]) -> Result<()> {
+    /// The lines of the records that complete a noted (or recovered) append; forgets the
+    /// items whose outcome is now recorded.
+    fn settle(&self, scope: &FolderScope, records: &[ItemRecord]) -> Result<Vec<Entry>> {
         let mut lines = Vec::new();
         {
             let mut noted = lock(&self.noted)?;
@@ -138,6 +138,11 @@ impl Recorder {
                 }
             }
         }
+        Ok(lines)
+    }
+
+    /// Writes lines durably: JSON, gzip and fdatasync, so it runs off the async executor.
+    fn write(&self, mut lines: Vec<Entry>) -> Result<()> {
         let mut writer = lock(&self.writer)?;
         // A killed run may have written a recovered item's line just before it died (the line
         // goes first): it is not listed twice.
@@ -217,7 +222,13 @@ impl StateStore for ManifestState {
         Box::pin(async move {
             // A manifest that cannot be written stops the run (a fatal error): copying on
             // without the audit trail would lose it silently.
-            self.recorder.settle(scope, records)?;
+            let lines = self.recorder.settle(scope, records)?;
+            if !lines.is_empty() {
+                let recorder = Arc::clone(&self.recorder);
+                tokio::task::spawn_blocking(move || recorder.write(lines))
+                    .await
+                    .map_err(|e| Error::fatal(format!("writing the manifest failed: {e}")))??;
+            }
             self.inner.record(scope, records).await
         })
     }

@@ -7,7 +7,7 @@ use mailferry_core::bytes::Bytes;
 use mailferry_core::{
     AppendOutcome, BoxFuture, CanonicalItem, Checksum, Copier, CopyOptions, Error, Flags,
     FolderPath, FolderScope, FolderStatus, Hooked, InternalDate, ItemRecord, ItemStatus,
-    MemoryState, MemoryStore, Result, SourceKey, StateStore, Target, TargetHook,
+    MemoryState, MemoryStore, Result, SourceKey, StateStore, Target, TargetHook, TargetKey,
 };
 
 use super::*;
@@ -401,4 +401,39 @@ async fn a_line_written_just_before_a_kill_is_not_repeated_when_the_item_is_reco
         "each stored message listed once"
     );
     assert!(check(&stored, &path).await.expect("check").is_match());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checking_in_small_passes_finds_the_same_differences() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.jsonl.gz");
+    let src = source(40);
+    let stored = MemoryStore::new();
+    let recorder = Recorder::create(&path, "test", []).expect("manifest");
+    copy(
+        &src,
+        Arc::new(stored.clone()),
+        Arc::new(MemoryState::new()),
+        &recorder,
+    )
+    .await;
+    recorder.finish().expect("finish");
+    // One message gone from each folder.
+    for folder in [FolderPath::inbox(), FolderPath::new(["Archive"])] {
+        let first = *stored.messages(&folder).keys().next().expect("a message");
+        stored
+            .delete(&folder, vec![TargetKey::from(first.to_string().as_str())])
+            .await
+            .expect("delete");
+    }
+    let whole = check(&stored, &path).await.expect("check");
+    assert_eq!((whole.entries, whole.folders), (40, 2));
+    assert_eq!(whole.differences.len(), 2, "{:?}", whole.differences);
+    // Passes of one message each: every folder still in one pass of its own.
+    for per_pass in [1, 5, 1_000] {
+        let passes = check::check_in_passes(&stored, &path, per_pass)
+            .await
+            .expect("check");
+        assert_eq!(passes, whole, "{per_pass} entries per pass");
+    }
 }

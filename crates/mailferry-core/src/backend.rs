@@ -59,7 +59,8 @@ pub struct Checkpoint {
 pub struct ExistingItem {
     /// The target's key.
     pub key: TargetKey,
-    /// Canonical (CRLF) size in bytes.
+    /// Size in bytes in wire form (bare LFs counted as CRLF, lone CRs as one byte): an IMAP
+    /// server's RFC822.SIZE, and what [`CanonicalItem::size`] gives for the same message.
     pub size: u64,
     /// Internal date, where stored.
     pub internal_date: Option<InternalDate>,

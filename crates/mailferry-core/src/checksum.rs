@@ -1,6 +1,9 @@
 //! [`Checksum`]: BLAKE3-256 of a message's canonical bytes. BLAKE3 rather than SHA-256 because
 //! it is about three times faster per core, and checksums are taken on every item. Because it is
-//! taken over the canonical (CRLF) form, the same message has the same checksum in every store.
+//! taken over the canonical form (every line ending CRLF, lone CRs included; see
+//! [`crate::normalise`]), the same message has the same checksum in every store, and checksums
+//! recorded in state files before stores kept lone CRs as data stay valid. The canonical form is
+//! only hashed, never built: [`Checksum::of_message`] streams it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +18,15 @@ impl Checksum {
     /// The checksum of `canonical` bytes.
     pub fn of(canonical: &[u8]) -> Self {
         Checksum(*blake3::hash(canonical).as_bytes())
+    }
+
+    /// The checksum of a message in any form (source bytes, wire form, LF storage form): BLAKE3
+    /// of its canonical form, streamed through a bounded buffer when it differs from `raw`, so
+    /// no canonical copy of the message is made. Equals `Checksum::of(&canonicalise(raw).0)`.
+    pub fn of_message(raw: &[u8]) -> Self {
+        let mut hasher = blake3::Hasher::new();
+        crate::normalise::hash_canonical(raw, &mut hasher);
+        Checksum(*hasher.finalize().as_bytes())
     }
 
     /// The raw digest.
@@ -93,5 +105,24 @@ mod tests {
         assert!("zz".parse::<Checksum>().is_err());
         let json = serde_json::to_string(&c).expect("json");
         assert_eq!(serde_json::from_str::<Checksum>(&json).expect("back"), c);
+    }
+
+    #[test]
+    fn a_message_has_one_checksum_in_every_form() {
+        let canonical = b"Subject: x\r\n\r\nold\r\nmac\r\n";
+        let want = Checksum::of(canonical);
+        for form in [
+            &canonical[..],
+            b"Subject: x\n\nold\rmac\n",
+            b"Subject: x\r\n\r\nold\rmac\r\n",
+            b"Subject: x\r\rold\rmac\r",
+        ] {
+            assert_eq!(
+                Checksum::of_message(form),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(form)
+            );
+        }
     }
 }

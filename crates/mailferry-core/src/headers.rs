@@ -86,9 +86,9 @@ impl HeaderFacts {
     /// the same fingerprint for the same message whatever its line endings. The one way
     /// mailferry computes it; `None` when the headers give nothing to go by.
     pub fn fingerprint_of(raw: &[u8]) -> Option<String> {
-        let head = bytes::Bytes::copy_from_slice(&raw[..header_end(raw)]);
-        let (canonical, _) = crate::normalise::canonicalise(head);
-        HeaderFacts::parse(&canonical).ok()?.fingerprint()
+        HeaderFacts::parse(&crate::normalise::canonical_head(raw))
+            .ok()?
+            .fingerprint()
     }
 
     /// A fingerprint for messages without a Message-ID, used to recognise a message already in a

@@ -1,6 +1,6 @@
 //! An in-memory store that is both a [`Source`] and a [`Target`], for tests, benches and
 //! embedders' experiments. It behaves like a small IMAP server: per-folder UIDVALIDITY, UIDs
-//! that increase, a modification sequence, canonical sizes. It can be told to reject items
+//! that increase, a modification sequence, wire-form sizes; it stores the bytes it is given. It can be told to reject items
 //! containing some bytes, to exercise per-item error handling.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use crate::flags::Flags;
 use crate::folder::{Folder, FolderPath, FolderStatus, SpecialUse};
 use crate::headers::HeaderFacts;
 use crate::item::{CanonicalItem, Item, ItemMeta, SourceKey, TargetKey};
-use crate::normalise::canonical_len;
+use crate::normalise::wire_len;
 
 /// One stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +301,7 @@ impl Target for MemoryStore {
             .map(|(uid, m)| {
                 Ok(ExistingItem {
                     key: TargetKey(uid.to_string()),
-                    size: canonical_len(&m.body),
+                    size: wire_len(&m.body),
                     internal_date: m.internal_date,
                     flags: m.flags,
                     fingerprint: HeaderFacts::fingerprint_of(&m.body),

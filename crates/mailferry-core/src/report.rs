@@ -23,7 +23,7 @@ pub struct Counts {
     pub filtered: u64,
     /// Items that failed, each with a reason in the report.
     pub failed: u64,
-    /// Canonical bytes written in this run.
+    /// Bytes written in this run (wire form: what an IMAP target stores).
     pub bytes: u64,
 }
 
@@ -64,8 +64,12 @@ pub struct FolderReport {
     pub failures: Vec<ItemIssue>,
     /// Items left out by a filter, with the reason (e.g. the size and the limit).
     pub filtered: Vec<ItemIssue>,
-    /// What canonicalisation changed over the copied items.
+    /// What the pipeline changed in the copied items' bytes (line endings only), added up.
     pub normalisation: Normalisation,
+    /// The copied items whose bytes were changed beyond a store's storage form (mixed line
+    /// endings unified), each named with what was changed; see [`crate::normalise`].
+    #[serde(default)]
+    pub changed: Vec<ItemIssue>,
     /// The folder was skipped because its status had not changed since the last pass.
     pub unchanged: bool,
     /// A folder-level failure (the folder could not be created, listing failed).

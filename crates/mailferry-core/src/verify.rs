@@ -2,9 +2,11 @@
 //!
 //! Per folder, the source's listing, the state's records and the target's listing are compared
 //! without reading any message: every source item must have a done record whose target item
-//! exists with the same canonical size, flags and internal date; every target item must be
-//! accounted for. With `read_back`, both sides' bytes are read and their canonical checksums
-//! compared too, which catches a target that rewrote bytes (some servers mangle 8-bit headers):
+//! exists with the same size, flags and internal date; every target item must be accounted
+//! for. With `read_back`, both sides' bytes are read and compared as each store holds them —
+//! in wire form ([`crate::normalise::to_wire`]: an LF store's storage form undone, nothing
+//! else), not through checksums of the canonical form, which would hide a lone CR that became a
+//! line ending. That catches a target that rewrote bytes (some servers mangle 8-bit headers):
 //! such items are reported as changed by the target, with the offset of the first difference.
 //! Without state records (a pair copied by another tool), items are paired by Message-ID or
 //! header fingerprint plus size instead.
@@ -28,7 +30,7 @@ use crate::error::Result;
 use crate::flags::Flags;
 use crate::headers::header_end;
 use crate::item::{ItemMeta, SourceKey, TargetKey};
-use crate::normalise::canonicalise;
+use crate::normalise::to_wire;
 use crate::progress::RunControl;
 use crate::state::{FolderScope, ItemStatus, StateStore};
 
@@ -352,15 +354,13 @@ async fn pair_by_fingerprint(
     let mut fetched = source.fetch(&job.source.path, metas);
     while let Some(item) = fetched.next().await {
         let item = item?;
-        let (body, _) = canonicalise(item.body);
-        let fingerprint = crate::HeaderFacts::parse(&body)
-            .ok()
-            .and_then(|h| h.fingerprint());
+        let (body, _) = to_wire(item.body);
+        let fingerprint = crate::HeaderFacts::fingerprint_of(&body);
         let key = index
             .get_mut(&(fingerprint, body.len() as u64))
             .and_then(Vec::pop);
         match key.and_then(|k| by_target.remove(&k)) {
-            Some(e) => pairs.push((item.meta, e.clone(), Some(Checksum::of(&body)))),
+            Some(e) => pairs.push((item.meta, e.clone(), Some(Checksum::of_message(&body)))),
             None => out.missing.push(Difference {
                 key: item.meta.key.to_string(),
                 detail: "no target item with the same Message-ID and size".into(),
@@ -370,7 +370,7 @@ async fn pair_by_fingerprint(
     Ok(())
 }
 
-/// Reads both sides and compares canonical checksums.
+/// Reads both sides and compares their bytes in wire form.
 async fn compare_bytes(
     source: &dyn Source,
     target: &dyn Target,
@@ -384,14 +384,14 @@ async fn compare_bytes(
         let mut fetched = source.fetch(&job.source.path, metas);
         while let Some(item) = fetched.next().await {
             let item = item?;
-            source_bodies.insert(item.meta.key, canonicalise(item.body).0);
+            source_bodies.insert(item.meta.key, to_wire(item.body).0);
         }
         let keys = chunk.iter().map(|(_, e, _)| e.key.clone()).collect();
         let mut target_bodies: HashMap<TargetKey, bytes::Bytes> = HashMap::new();
         let mut read = target.read_back(&job.target, keys);
         while let Some(r) = read.next().await {
             let (key, item) = r?;
-            target_bodies.insert(key, canonicalise(item.body).0);
+            target_bodies.insert(key, to_wire(item.body).0);
         }
         for (meta, existing, recorded) in chunk {
             let (Some(s), Some(t)) = (
@@ -417,16 +417,23 @@ async fn compare_bytes(
             } else {
                 "body"
             };
-            let detail = format!(
+            let mut detail = format!(
                 "bytes differ from offset {offset} (in the {place}); source {} bytes, target {} bytes",
                 s.len(),
                 t.len()
             );
+            let source_sum = Checksum::of_message(s);
+            if source_sum == Checksum::of_message(t) {
+                detail.push_str(
+                    "; only line endings differ (lone CRs stored as line endings, as versions \
+                     before lone CRs were kept as data wrote them)",
+                );
+            }
             let difference = Difference {
                 key: meta.key.to_string(),
                 detail,
             };
-            if *recorded == Some(Checksum::of(s)) {
+            if *recorded == Some(source_sum) {
                 out.rewritten_by_target.push(difference);
             } else {
                 out.changed.push(difference);
@@ -517,6 +524,69 @@ mod tests {
             .await
             .expect("verify");
         assert!(v.is_match(), "{v:#?}");
+    }
+
+    #[tokio::test]
+    async fn lone_crs_verify_and_a_copy_that_made_them_line_endings_is_named() {
+        let inbox = FolderPath::inbox();
+        let source = MemoryStore::new();
+        source.insert(
+            &inbox,
+            Bytes::from_static(b"Message-ID: <mac@v>\r\nSubject: mac\r\n\r\nold\rmac\r"),
+            Flags::default(),
+            Some(InternalDate::from_timestamp(1_000)),
+        );
+        let target = MemoryStore::new();
+        let state = Arc::new(MemoryState::new());
+        let copier = Copier::new(
+            Arc::new(source.clone()),
+            Arc::new(target.clone()),
+            state.clone(),
+            CopyOptions::default(),
+        );
+        let jobs = copier.identity_plan().await.expect("plan");
+        copier.run(jobs.clone()).await.expect("copy");
+        for read_back in [false, true] {
+            let v = verify(&source, &target, &*state, &jobs, &options(read_back))
+                .await
+                .expect("verify");
+            assert!(v.is_match(), "{v:#?}");
+        }
+        // The target as versions before lone CRs were kept wrote it: each one a line ending.
+        use crate::Target as _;
+        let (&uid, stored) = target
+            .messages(&inbox)
+            .iter()
+            .next()
+            .map(|(k, m)| (k, m.clone()))
+            .expect("copied");
+        target
+            .delete(&inbox, vec![TargetKey(uid.to_string())])
+            .await
+            .expect("delete");
+        let (canonical, _) = crate::normalise::canonicalise(stored.body);
+        let k = target.insert(&inbox, canonical, stored.flags, stored.internal_date);
+        let scope = FolderScope {
+            migration: "default".into(),
+            folder: inbox.clone(),
+            validity: jobs[0].source.status.validity,
+        };
+        let mut records = state.records(&scope, None).await.expect("records");
+        records[0].target_key = Some(TargetKey(k.to_string()));
+        state.record(&scope, &records).await.expect("record");
+        let v = verify(&source, &target, &*state, &jobs, &options(true))
+            .await
+            .expect("verify");
+        let f = &v.folders[0];
+        assert!(f.missing.is_empty() && f.extra.is_empty(), "{f:#?}");
+        assert_eq!(f.changed.len(), 1, "the size differs: {f:#?}");
+        assert_eq!(f.rewritten_by_target.len(), 1, "{f:#?}");
+        assert!(
+            f.rewritten_by_target[0]
+                .detail
+                .contains("only line endings differ"),
+            "{f:#?}"
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,9 @@
 //!   retries. Messages over the advertised APPENDLIMIT are refused without being sent, and so
 //!   are messages containing NUL bytes: IMAP literals cannot carry them and Dovecot stores them
 //!   as 0x80, so sending would change the message silently; the item error says why instead.
+//! - The literal is the item's wire-form bytes as they are: the source's bytes with bare LFs
+//!   made CRLF (IMAP requires it), lone CRs kept as data (Dovecot stores and serves them as
+//!   they are), nothing else changed.
 
 use mailferry_core::{AppendOutcome, CanonicalItem, Error, FolderPath, Result, TargetKey};
 

@@ -1,6 +1,6 @@
 //! Delivery: the blocking file work of an append batch.
 //!
-//! Each message is written to `tmp/` (mode 0600, LF line endings, mtime = internal date),
+//! Each message is written to `tmp/` (mode 0600, LF storage form, mtime = internal date),
 //! synced per the [`FsyncPolicy`], then renamed into `cur/` with its info suffix, so a reader
 //! never sees a half-written message. Every item goes to `cur/`, also without flags: `new/`
 //! means "never seen by a mail client", which a migrated message has been, and `cur/` names
@@ -10,6 +10,11 @@
 //! the batch fails as a whole (transient), and the copier finds what did land before retrying.
 //! A full or read-only file system fails the batch as fatal: every further item would fail
 //! the same way.
+//!
+//! The file holds the item's wire-form bytes in LF storage form
+//! ([`mailferry_core::normalise::write_lf`]): each CRLF becomes LF except one right after a lone
+//! CR, which stays CRLF, so that reading the file back (bare LF → CRLF, nothing else) gives the
+//! item's bytes exactly — lone CRs, NULs and all. `S=` is the file's size, `W=` the wire size.
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -43,7 +48,7 @@ pub enum FsyncPolicy {
 pub struct ToWrite {
     /// The source's key, for error messages and the state.
     pub key: SourceKey,
-    /// Canonical (CRLF) bytes.
+    /// The message in wire form (CRLF line endings, lone CRs as data).
     pub body: Bytes,
     /// Flags and keywords to store.
     pub flags: Flags,
@@ -215,7 +220,8 @@ fn write_one(
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // Converted to LF on the way through a bounded buffer, not into a copy of the message.
+        // Converted to LF storage form on the way through a bounded buffer, not into a copy of
+        // the message.
         let mut out =
             std::io::BufWriter::with_capacity(WRITE_BUFFER.min(item.body.len()).max(1), file);
         write_lf(&item.body, &mut out)?;

@@ -33,10 +33,12 @@
 //!   Files in `new/` are read with whatever info their name has (normally none). Every
 //!   delivered item goes to `cur/` with an explicit `:2,` suffix: a migrated message has been
 //!   seen by a mail client, which is what `cur/` means.
-//! - **Bytes and dates.** Files hold LF line endings (the exact inverse of the canonical CRLF
-//!   form); the internal date is the file's mtime, compared in whole seconds. Names follow
-//!   Dovecot, `<secs>.M<usec>P<pid>Q<n>.<host>,S=<file size>,W=<CRLF size>:2,<flags>`, so
-//!   `existing()` knows canonical sizes without reading whole files.
+//! - **Bytes and dates.** Files hold the message in LF storage form, the exact inverse of
+//!   reading a file (bare LF → CRLF, lone CRs kept: see `mailferry_core::normalise`), so every
+//!   message comes back byte for byte, lone CRs and NULs included; the internal date is the
+//!   file's mtime, compared in whole seconds. Names follow Dovecot,
+//!   `<secs>.M<usec>P<pid>Q<n>.<host>,S=<file size>,W=<wire size>:2,<flags>`, so `existing()`
+//!   knows wire (RFC822.SIZE) sizes without reading whole files.
 //! - **Durability.** Delivery writes to `tmp/` then renames into `cur/`; [`FsyncPolicy`] says
 //!   what is synced before an append is acknowledged (default: each file, then each touched
 //!   directory once per batch). Files are created 0600, directories 0700.

@@ -4,7 +4,7 @@
 //! when flags change (only the info suffix is rewritten), so keys recorded in the state stay
 //! valid after a MUA marks a message read. New names follow Dovecot's scheme,
 //! `<secs>.M<usec>P<pid>Q<counter>.<host>,S=<file size>,W=<CRLF size>`, so that `existing()`
-//! learns the canonical size from the name alone instead of reading the whole file.
+//! learns the wire size from the name alone instead of reading the whole file.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,14 +140,14 @@ pub fn host_name() -> &'static str {
 
 /// A new unique part. Time, microseconds, pid and a process-wide counter make it unique among
 /// every writer on this host, however many stores and writers run in this process.
-pub fn new_unique(file_size: u64, canonical_size: u64) -> String {
+pub fn new_unique(file_size: u64, wire_size: u64) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(
-        "{}.M{}P{}Q{}.{},S={file_size},W={canonical_size}",
+        "{}.M{}P{}Q{}.{},S={file_size},W={wire_size}",
         now.as_secs(),
         now.subsec_micros(),
         std::process::id(),

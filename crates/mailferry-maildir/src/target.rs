@@ -1,10 +1,10 @@
 //! [`Target`] for [`Maildir`]: delivery (see `deliver.rs`), `existing()` from file names and
 //! header blocks, read-back, flag changes (a rename to a new info suffix) and deletion.
 //!
-//! `existing()` must not read whole mailboxes: the canonical size comes from the name's `W=`
+//! `existing()` must not read whole mailboxes: the wire size comes from the name's `W=`
 //! field (trusted when the name's `S=` matches the file size, so a stale or foreign name
 //! cannot mislead dedupe), and the fingerprint from the header block only, canonicalised
-//! first so it equals the one the copier computes from the canonical message.
+//! first so it equals the one the copier computes from the message's canonical head.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt, stream};
-use mailferry_core::normalise::{canonical_len, canonicalise};
+use mailferry_core::normalise::{canonicalise, wire_len};
 use mailferry_core::{
     AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Error, ErrorKind,
     ExistingItem, Flags, Folder, FolderPath, HeaderFacts, Item, ItemMeta, Result, SourceKey,
@@ -206,7 +206,7 @@ fn existing_one(
     let unique = name::parse(&file_name, separator).unique;
     let size = match (name::size_field(unique, 'S'), name::size_field(unique, 'W')) {
         (Some(s), Some(w)) if s == meta.len() => w,
-        _ => canonical_len(&std::fs::read(&entry.path).map_err(io)?),
+        _ => wire_len(&std::fs::read(&entry.path).map_err(io)?),
     };
     let (canonical_head, _) = canonicalise(Bytes::from(head));
     let (flags, _) = name::flags_from_info(entry.info.as_deref().unwrap_or(""), keywords);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream;
-use mailferry_core::normalise::canonical_len;
+use mailferry_core::normalise::wire_len;
 use mailferry_core::{
     AppendOutcome, BoxFuture, BoxStream, CanonicalItem, Capabilities, Checkpoint, Error, ErrorKind,
     ExistingItem, Folder, FolderPath, HeaderFacts, Item, ItemMeta, Result, Source, SourceKey,
@@ -309,7 +309,7 @@ fn existing_item(m: Message) -> ExistingItem {
     let body = m.body.unwrap_or_default();
     ExistingItem {
         key: TargetKey(m.offset.to_string()),
-        size: canonical_len(&body),
+        size: wire_len(&body),
         internal_date: m.date,
         flags: m.flags,
         fingerprint: HeaderFacts::fingerprint_of(&body),

@@ -8,7 +8,8 @@
 //! - **Faithful by construction.** mboxrd quoting is reversible, so the writer always uses it;
 //!   flags travel in a metadata block that mailferry writes as the first three header lines and
 //!   the reader removes only when it is byte-for-byte its own ([`parse`]). A message's own
-//!   `Status:` headers are never touched, so canonical checksums survive mbox → Maildir → mbox.
+//!   `Status:` headers are never touched, so messages survive mbox → Maildir → mbox byte for byte
+//!   (lone CRs included: see the writer's LF storage form in `write.rs`).
 //!   Even a message without a final newline round-trips ([`write`](mod@write)).
 //! - **Streaming, bounded memory.** Files are read in one forward pass with a 256 KiB buffer on
 //!   tokio's blocking pool, and results flow through a bounded channel ([`backend`]). Listing

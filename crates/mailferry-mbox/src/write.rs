@@ -1,12 +1,14 @@
-//! The mbox writer: mboxrd quoting, LF line endings, mailferry's metadata block first, one `\n`
+//! The mbox writer: mboxrd quoting, LF storage form, mailferry's metadata block first, one `\n`
 //! after every message, appended (never truncating what was there) and fsynced once per batch.
 //!
 //! Every message is written as `From MAILER-DAEMON <asctime>\n`, the metadata block, the
-//! message with LF line endings and `>*From ` lines quoted by one more `>`, and one `\n`. For a
+//! message in LF storage form (each CRLF an LF, except one right after a lone CR, which stays
+//! CRLF so that the reader's bare LF → CRLF gives the CR back: see
+//! [`mailferry_core::normalise`]) with `>*From ` lines quoted by one more `>`, and one `\n`. For a
 //! message ending in a newline that `\n` is the usual blank line before the next separator; for
 //! one without a final newline it ends the last line, and the reader (which knows the message is
-//! mailferry's by its block) removes exactly that one `\n` again. So every canonical message
-//! round-trips byte for byte, and other readers see the message with a final newline added.
+//! mailferry's by its block) removes exactly that one `\n` again. So every message (in wire
+//! form: lone CRs and NULs included) round-trips byte for byte, and other readers see the message with a final newline added.
 //!
 //! A gzip target gets one new gzip member per batch (readers decode all members). A failed write
 //! cuts the file back to its length before the batch, so a batch is all or nothing; a batch
@@ -20,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use mailferry_core::normalise::line_keeps_crlf;
 use mailferry_core::{CanonicalItem, InternalDate};
 
 use crate::journal;
@@ -54,16 +57,16 @@ pub fn render(item: &CanonicalItem, now: InternalDate, out: &mut Vec<u8>) -> Res
     }
     out.extend_from_slice(render_from_line(date).as_bytes());
     out.extend_from_slice(&block);
-    // Line by line from the canonical bytes, not through a whole LF copy of the message: for
+    // Line by line from the wire-form bytes, not through a whole LF copy of the message: for
     // a very large message that copy would be one more message-sized buffer at the peak.
     out.reserve(item.body.len() + item.body.len() / 64 + 1);
     for line in item.body.split_inclusive(|&b| b == b'\n') {
         match line.strip_suffix(b"\r\n") {
-            Some(content) => {
+            Some(content) if !line_keeps_crlf(content) => {
                 push_quoted_line(out, content);
                 out.push(b'\n');
             }
-            None => push_quoted_line(out, line),
+            _ => push_quoted_line(out, line),
         }
     }
     out.push(b'\n');
@@ -366,6 +369,30 @@ mod tests {
         let bodies: Vec<Vec<u8>> = read.into_iter().map(|(b, _)| b).collect();
         let want: Vec<Vec<u8>> = cases.iter().map(|c| to_lf(c)).collect();
         assert_eq!(bodies, want);
+    }
+
+    #[test]
+    fn lone_crs_nuls_and_crs_before_line_ends_round_trip_exactly() {
+        let cases: [&'static [u8]; 6] = [
+            b"Subject: mac\r\rold\rmac\r",
+            b"Subject: a\r\n\r\nline\r\r\nend\r\r\n",
+            b"Subject: a\r\n\r\nnul\0byte\r\n\0",
+            b"Subject: a\r\n\r\nFrom x\r\r\n>From y\r\n",
+            b"Subject: a\r\n\r\nends in cr\r",
+            b"Subject: a\n\r\nmixed\rends\n\r\r\n",
+        ];
+        let items: Vec<CanonicalItem> = cases.iter().map(|c| item(c, Flags::default())).collect();
+        let mut file = Vec::new();
+        for it in &items {
+            render(it, now(), &mut file).expect("render");
+        }
+        let read = read_all(Input::Memory(std::io::Cursor::new(file)));
+        let back: Vec<Bytes> = read
+            .into_iter()
+            .map(|(b, _)| mailferry_core::normalise::to_wire(Bytes::from(b)).0)
+            .collect();
+        let want: Vec<Bytes> = items.iter().map(|i| i.body.clone()).collect();
+        assert_eq!(back, want);
     }
 
     /// Found by the mbox_reader fuzz target: a message without a final newline, then one whose

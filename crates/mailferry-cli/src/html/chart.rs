@@ -40,7 +40,7 @@ pub fn duration_bars(mut bars: Vec<Bar>) -> String {
             title = esc(&b.title),
             lx = LABEL_W - 8.0,
             ty = y + ROW_H * 0.7,
-            label = esc(&shorten(&b.label, 42)),
+            label = esc(&shorten(&b.label, 38)),
             ry = y + 3.0,
             rh = ROW_H - 6.0,
             class = b.class,

@@ -77,8 +77,9 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 10px;border-bot
 .card.bad .n{color:#b42318}.card.good .n{color:#1a7f37}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #d8dce3;padding:5px 7px;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere}th,td.num{white-space:nowrap}
 th{background:#eef0f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600;color:#fff}
+.badge{display:inline-block;white-space:nowrap;border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600;color:#fff}
 .ok{background:#1a7f37;fill:#1a7f37}.items_failed,.differ{background:#b7791f;fill:#d69e2e}.error{background:#b42318;fill:#d14343}.dry_run,.other{background:#6b7280;fill:#9ca3af}
 .reasons{margin:0;padding-left:16px;color:#5b1f1a}
 .chart{background:#fff;border:1px solid #d8dce3;border-radius:8px;width:100%;height:auto}
@@ -300,7 +301,7 @@ fn throttled(s: &mut String, p: &Page) {
     s.push_str("<h2 id=\"throttled\">Throttling</h2>");
     let list = p.throttled();
     if list.is_empty() {
-        s.push_str("<p class=\"note\">These reports record no throttling.</p>");
+        s.push_str("<p class=\"note\">These reports carry no throttling data.</p>");
         return;
     }
     s.push_str("<table><tr><th>where</th><th>what was throttled</th></tr>");

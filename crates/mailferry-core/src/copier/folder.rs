@@ -523,6 +523,7 @@ impl Inner {
         let mut issues = Vec::new();
         let mut fatal: Option<Error> = None;
         let mut normalisation = crate::normalise::Normalisation::default();
+        let mut changed = Vec::new();
         match outcomes {
             Ok(outcomes) => {
                 for ((item, outcome), mut r) in to_write.iter().zip(outcomes).zip(pending) {
@@ -531,6 +532,13 @@ impl Inner {
                             delta.copied += 1;
                             delta.bytes += item.size();
                             normalisation.add(item.normalisation);
+                            if let Some(what) = item.normalisation.describe_change() {
+                                changed.push(ItemIssue {
+                                    key: item.meta.key.to_string(),
+                                    reason: what,
+                                    kind: None,
+                                });
+                            }
                             r.status = ItemStatus::Done;
                             r.target_key = Some(target_key);
                             records.push(r);
@@ -565,6 +573,7 @@ impl Inner {
         drop(gate);
         if let Ok(mut r) = run.report.lock() {
             r.normalisation.add(normalisation);
+            r.changed.append(&mut changed);
         }
         run.account(self, delta, issues, false);
         drop(permits);

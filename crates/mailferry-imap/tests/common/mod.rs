@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::sync::Arc;
 
 use mailferry_imap::{Auth, ImapConfig, ImapStore, Security};

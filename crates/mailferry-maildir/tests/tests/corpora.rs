@@ -1,16 +1,19 @@
-//! Every real-world message in `shared/corpora` survives memory → Maildir → memory with its
-//! canonical checksum, flags and internal date, through the real copier.
+//! Every real-world message in `shared/corpora`, and generated lone-CR, CR-before-line-end,
+//! mixed-ending and NUL cases, survive memory → Maildir → memory byte for byte in wire form
+//! (bare LF as CRLF, everything else — lone CRs included — as the source had it), with flags
+//! and internal date, through the real copier.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mailferry_core::normalise::canonicalise;
+use mailferry_core::normalise::to_wire;
 use mailferry_core::{Checksum, Flags, FolderPath, InternalDate, MemoryState, MemoryStore};
 use mailferry_maildir::Layout;
 use mailferry_testkit::conformance::copy_all;
 
-/// What must survive, per folder.
+/// What must survive, per folder: a hash of the wire-form bytes (not of the canonical form,
+/// which would hide a lone CR turned into a line ending), flags, date.
 type Contents = BTreeMap<FolderPath, Vec<(Checksum, String, Option<i64>)>>;
 
 fn contents(store: &MemoryStore) -> Contents {
@@ -21,7 +24,7 @@ fn contents(store: &MemoryStore) -> Contents {
             .into_values()
             .map(|m| {
                 (
-                    Checksum::of(&canonicalise(m.body).0),
+                    Checksum::of(&to_wire(m.body).0),
                     m.flags.to_string(),
                     m.internal_date.map(|d| d.timestamp),
                 )
@@ -74,6 +77,24 @@ async fn every_corpus_message_round_trips_with_its_checksum() {
         let body = Bytes::from(std::fs::read(&path).expect("read corpus file"));
         let date = InternalDate::from_timestamp(1_000_000_000 + i as i64 * 3_600);
         source.insert(&FolderPath::new([corpus]), body, flags, Some(date));
+        count += 1;
+    }
+    let generated: [&[u8]; 6] = [
+        b"Subject: old mac\r\rline\rline\r",
+        b"Subject: cr before crlf\r\n\r\nline\r\r\nline\r\r\r\n",
+        b"Subject: nul\r\n\r\na\0b\r\n\0",
+        b"Subject: mixed\r\n\nlf\ncrlf\r\nlone\rend\r\r\n",
+        b"\r\n\r\r\n\n\r",
+        b"Subject: lf only\n\nbody\n",
+    ];
+    for (i, body) in generated.into_iter().enumerate() {
+        let date = InternalDate::from_timestamp(1_600_000_000 + i as i64);
+        source.insert(
+            &FolderPath::new(["Generated"]),
+            Bytes::from_static(body),
+            Flags::default(),
+            Some(date),
+        );
         count += 1;
     }
     assert!(count > 600, "only {count} corpus messages found");
