@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (README.md): installs what the tests need (Dovecot, mbsync) where
-# missing, then runs every test in the workspace. IMAP tests start their own Dovecot.
+# The project's test command (README.md): installs what the tests need (Dovecot, Cyrus, mbsync)
+# where missing, then runs every test in the workspace. IMAP tests start their own Dovecot and
+# Cyrus instances.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh

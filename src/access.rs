@@ -101,6 +101,10 @@ pub struct Access {
     pub insecure: bool,
     /// IMAP sessions at most.
     pub connections: usize,
+    /// Trace every IMAP session's traffic here (redacted; see `mailferry_imap::wire`). `None`:
+    /// the default, `TRACE` events of target `mailferry_imap::wire`.
+    #[cfg(feature = "imap")]
+    pub wire_trace: Option<mailferry_imap::WireTrace>,
 }
 
 /// An opened endpoint, usable as a source and as a target.
@@ -187,6 +191,9 @@ pub async fn open(endpoint: &Endpoint, access: &Access, for_target: bool) -> Res
                 .with_max_connections(access.connections.max(1));
             config.insecure = access.insecure;
             config.ca_file = access.ca_file.clone();
+            if let Some(trace) = &access.wire_trace {
+                config = config.with_wire_trace(trace.clone());
+            }
             Ok(both(ImapStore::connect(config).await?))
         }
         #[allow(unreachable_patterns)]

@@ -119,6 +119,35 @@ pub struct MailboxReport {
     pub verification: Option<Verification>,
     /// The audit manifest this run wrote to (`--manifest`), with its digest.
     pub manifest: Option<ManifestSummary>,
+    /// After a copy or sync: what reading back a sample of each written folder found (absent
+    /// when nothing was written or the check could not run; see
+    /// [`crate::core::verify::spot_check`]).
+    #[serde(default)]
+    pub target_rewrites: Option<crate::core::RewriteCheck>,
+}
+
+/// Items read back per written folder after a copy, to find a target that rewrites.
+pub const SPOT_CHECK_PER_FOLDER: usize = 16;
+
+/// The post-copy spot check; a failure of the check itself is a warning, not the run's error.
+async fn spot_check(
+    migration: &Migration,
+    plan: &FolderPlan,
+    copied: &crate::core::Report,
+) -> Option<crate::core::RewriteCheck> {
+    match migration
+        .spot_check_planned(plan, copied, SPOT_CHECK_PER_FOLDER)
+        .await
+    {
+        Ok(check) => check,
+        Err(e) => {
+            tracing::warn!(
+                "could not read back a sample to check that the target stored messages \
+                 unchanged: {e}; run `verify --read-back` to check"
+            );
+            None
+        }
+    }
 }
 
 /// The command line's exit code for an error that stopped a run: 3 for reaching or logging in
@@ -150,6 +179,7 @@ impl MailboxReport {
             sync: None,
             verification: None,
             manifest: None,
+            target_rewrites: None,
         }
     }
 
@@ -449,6 +479,7 @@ impl PreparedMailbox {
                     if !copied.is_success() {
                         report.items_failed("items_failed");
                     }
+                    report.target_rewrites = spot_check(&migration, &plan, &copied).await;
                     report.copy = Some(copied);
                     report
                 }
@@ -465,6 +496,7 @@ impl PreparedMailbox {
                             report.items_failed("items_failed");
                         }
                     }
+                    report.target_rewrites = spot_check(&migration, &plan, &synced.copy).await;
                     report.copy = Some(synced.copy);
                     report.sync = Some(synced.folders);
                     report

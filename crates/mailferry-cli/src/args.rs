@@ -78,6 +78,10 @@ pub struct AccessArgs {
     /// IMAP sessions per endpoint.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub connections: usize,
+    /// Write every IMAP command and response to FILE (literals abbreviated, credentials
+    /// redacted); -vvv logs the same lines.
+    #[arg(long, value_name = "FILE")]
+    pub trace_imap: Option<PathBuf>,
 }
 
 /// Options of copy, sync and verify.

@@ -11,8 +11,10 @@ mod manifest_cmd;
 mod pair;
 mod plan;
 mod progress;
+mod rewrites;
 mod secrets;
 mod summary;
+mod wire_trace;
 
 use std::process::ExitCode;
 

@@ -161,7 +161,7 @@ async fn check(
         password_env: None,
     };
     let credentials = pair::credentials(target, &secret, Side::Target)?;
-    let store = pair::open_one(&endpoint, &pair::access(access, credentials)).await?;
+    let store = pair::open_one(&endpoint, &pair::access(access, credentials)?).await?;
     mailferry::manifest::check(&*store.target, manifest)
         .await
         .map_err(|e| {

@@ -79,14 +79,16 @@ pub fn credentials(url: &str, spec: &SecretSpec, side: Side) -> Result<Credentia
     }
 }
 
-/// How to reach an endpoint, from the flags.
-pub fn access(args: &AccessArgs, credentials: Credentials) -> Access {
-    Access {
+/// How to reach an endpoint, from the flags (fails only if `--trace-imap`'s file cannot be
+/// created).
+pub fn access(args: &AccessArgs, credentials: Credentials) -> Result<Access, Failure> {
+    Ok(Access {
         credentials,
         ca_file: args.ca_file.clone(),
         insecure: args.insecure,
         connections: args.connections.max(1),
-    }
+        wire_trace: crate::wire_trace::open(args.trace_imap.as_deref())?,
+    })
 }
 
 /// The mailbox of `copy`/`sync`/`verify`, or the report of why it cannot be built.
@@ -117,8 +119,8 @@ fn spec(mode: Mode, args: &PairArgs) -> Result<MailboxSpec, Box<MailboxReport>> 
             &secret(&a.target_password_file, &a.target_oauth2_command),
             Side::Target,
         )?;
-        spec.source_access = access(a, source);
-        spec.target_access = access(a, target);
+        spec.source_access = access(a, source)?;
+        spec.target_access = access(a, target)?;
         spec.state = args.run.state.clone();
         spec.manifest = args.run.manifest.clone();
         spec.dry_run = args.run.dry_run;
@@ -164,6 +166,14 @@ async fn run_pair(mode: Mode, args: &PairArgs, quiet: bool) -> MailboxReport {
     let report = prepared.run().await;
     ctrl_c.abort();
     view.finish().await;
+    if let Some(warning) = report
+        .target_rewrites
+        .as_ref()
+        .and_then(|c| crate::rewrites::warning(c, &report.source, &report.target))
+    {
+        // A warning is shown even with -q: the user believes the copy is faithful.
+        eprintln!("mailferry: {warning}");
+    }
     if !quiet {
         if let Some(copied) = &report.copy {
             print!("{}", summary::copy_table(copied));
@@ -251,7 +261,7 @@ pub async fn folders(args: FoldersArgs) -> Result<Exit, Failure> {
         connections: 1,
         ..AccessArgs::default()
     };
-    let store = open_one(&endpoint, &access(&access_args, cred)).await?;
+    let store = open_one(&endpoint, &access(&access_args, cred)?).await?;
     let mut folders = store
         .source
         .list_folders()

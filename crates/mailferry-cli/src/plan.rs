@@ -149,8 +149,8 @@ fn spec(entry: &PlanEntry, args: &PlanArgs) -> Result<MailboxSpec, Failure> {
         },
         Side::Target,
     )?;
-    spec.source_access = access(&access_args, source);
-    spec.target_access = access(&access_args, target);
+    spec.source_access = access(&access_args, source)?;
+    spec.target_access = access(&access_args, target)?;
     spec.options = entry.options.clone().unwrap_or_default();
     spec.options
         .validate()

@@ -39,6 +39,12 @@
 //!   instead of likely.
 //! - The two variants (`--connections 1` and the default) run one after the other, not in
 //!   parallel, so that their timing does not disturb each other's kills.
+//! - **Written for either target server** (`resumes_after_repeated_kills` takes the kind; a
+//!   rewriting target such as Cyrus is expected to hold the source as it stores it, and
+//!   `verify --read-back` to name exactly the rewritten messages). The Cyrus variant is not in
+//!   the suite yet: it finds duplicates (Cyrus commits a killed client's pipelined batches
+//!   seconds later, after the next run's listing settled; and pending items whose bytes Cyrus
+//!   rewrote are not recognised by checksum), which the copier's resolution must fix first.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -51,7 +57,8 @@ use mailferry_core::{FolderPath, MemoryState, MemoryStore, Source};
 use mailferry_testkit::conformance::copy_all;
 use mailferry_testkit::contents::{Contents, contents_of};
 use mailferry_testkit::corpus::{CorpusSpec, GeneratedMessage, SizeMix};
-use mailferry_testkit::{Dovecot, DovecotOptions, require_dovecot};
+use mailferry_testkit::server::munge_8bit_headers;
+use mailferry_testkit::{Cyrus, CyrusOptions, Dovecot, DovecotOptions, ImapServer, ServerKind};
 
 const SOURCE_PASSWORD: &str = "source-crash-pw";
 const TARGET_PASSWORD: &str = "target-crash-pw";
@@ -106,21 +113,34 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn server(delimiter: char, password: &str) -> Dovecot {
-    Dovecot::start(DovecotOptions {
-        delimiter,
-        users: vec![("alice".into(), password.into())],
-        extra_config: String::new(),
-    })
-    .expect("start Dovecot")
+fn server(kind: ServerKind, delimiter: char, password: &str) -> Box<dyn ImapServer> {
+    let users = vec![("alice".into(), password.into())];
+    match kind {
+        ServerKind::Dovecot => Box::new(
+            Dovecot::start(DovecotOptions {
+                delimiter,
+                users,
+                extra_config: String::new(),
+            })
+            .expect("start Dovecot"),
+        ),
+        ServerKind::Cyrus => Box::new(
+            Cyrus::start(CyrusOptions {
+                delimiter,
+                users,
+                ..CyrusOptions::default()
+            })
+            .expect("start Cyrus"),
+        ),
+    }
 }
 
-fn url(d: &Dovecot) -> String {
+fn url(d: &dyn ImapServer) -> String {
     format!("imap://alice@{}:{}", d.host(), d.imap_port())
 }
 
 /// Both instances' CAs in one PEM bundle, as `--ca-file` takes.
-fn ca_bundle(dir: &Path, servers: &[&Dovecot]) -> PathBuf {
+fn ca_bundle(dir: &Path, servers: &[&dyn ImapServer]) -> PathBuf {
     let mut pem = String::new();
     for s in servers {
         pem.push_str(&std::fs::read_to_string(s.ca_pem_path()).expect("read CA"));
@@ -130,7 +150,7 @@ fn ca_bundle(dir: &Path, servers: &[&Dovecot]) -> PathBuf {
     path
 }
 
-async fn connect(d: &Dovecot, password: &str) -> Arc<ImapStore> {
+async fn connect(d: &dyn ImapServer, password: &str) -> Arc<ImapStore> {
     let config = ImapConfig::new(
         d.host(),
         d.imap_port(),
@@ -223,23 +243,25 @@ fn corpus() -> Vec<GeneratedMessage> {
     messages
 }
 
-fn expected(messages: &[GeneratedMessage]) -> Contents {
+/// What a server holds after storing `messages`: the messages, or with 8-bit header bytes
+/// rewritten if `munged` (Cyrus's default).
+fn expected(messages: &[GeneratedMessage], munged: bool) -> Contents {
     let store = MemoryStore::new();
     for m in messages {
-        store.insert(
-            &m.folder,
-            m.body.clone(),
-            m.flags.clone(),
-            Some(m.internal_date),
-        );
+        let body = if munged {
+            munge_8bit_headers(&m.body).into()
+        } else {
+            m.body.clone()
+        };
+        store.insert(&m.folder, body, m.flags.clone(), Some(m.internal_date));
     }
     contents_of(&store)
 }
 
 /// The endpoints and files of one crash round.
 struct Round<'a> {
-    source: &'a Dovecot,
-    target: &'a Dovecot,
+    source: &'a dyn ImapServer,
+    target: &'a dyn ImapServer,
     dir: &'a Path,
     ca: PathBuf,
     connections: Option<u32>,
@@ -316,29 +338,11 @@ fn pace() -> Option<String> {
     (pace > 0).then(|| pace.to_string())
 }
 
-/// Messages in a Dovecot Maildir (`'.'` layout) as files in `cur/` and `new/`: a poll that
-/// costs a millisecond, where an IMAP STATUS of every folder costs tens in a debug build.
-fn files_on_disk(maildir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(maildir) else {
-        return 0;
-    };
-    let folders = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .chain([maildir.to_path_buf()]);
-    folders
-        .flat_map(|f| [f.join("cur"), f.join("new")])
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .map(|d| d.count() as u64)
-        .sum()
-}
-
 /// Polls the child and the target's files; once more messages landed than `before`, waits
 /// `jitter` more. Returns the exit status if the child ended by itself, `None` if it still runs.
 fn wait_for_growth(
     child: &mut Child,
-    maildir: &Path,
+    target: &dyn ImapServer,
     before: u64,
     jitter: Duration,
 ) -> Option<ExitStatus> {
@@ -347,7 +351,7 @@ fn wait_for_growth(
         if let Some(status) = child.try_wait().expect("poll mailferry") {
             return Some(status);
         }
-        if files_on_disk(maildir) > before {
+        if target.message_files("alice") > before {
             std::thread::sleep(jitter);
             return child.try_wait().expect("poll mailferry");
         }
@@ -393,8 +397,7 @@ fn kill_repeatedly(
         };
         let log = round.dir.join(format!("run-{attempt}.log"));
         let started = Instant::now();
-        let maildir = round.target.maildir("alice");
-        let on_disk = files_on_disk(&maildir);
+        let on_disk = round.target.message_files("alice");
         let paced: Vec<&str> = pace
             .as_deref()
             .map_or(Vec::new(), |p| vec!["--max-msgs-per-sec", p]);
@@ -402,7 +405,7 @@ fn kill_repeatedly(
         let text = || log_text(&log);
         let exited = match early {
             Some(delay) => wait_for(&mut child, delay),
-            None => wait_for_growth(&mut child, &maildir, on_disk, jitter),
+            None => wait_for_growth(&mut child, round.target, on_disk, jitter),
         };
         if let Some(status) = exited {
             assert!(
@@ -447,8 +450,8 @@ fn kill_repeatedly(
     outcome
 }
 
-fn resumes_after_repeated_kills(connections: Option<u32>) {
-    if !require_dovecot() {
+fn resumes_after_repeated_kills(target_kind: ServerKind, connections: Option<u32>) {
+    if !ServerKind::Dovecot.available() || !target_kind.available() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -456,31 +459,34 @@ fn resumes_after_repeated_kills(connections: Option<u32>) {
     let seed = seed();
     let variant = connections.map_or("default connections".to_string(), |n| {
         format!("--connections {n}")
-    });
+    }) + &format!(", into {target_kind:?}");
     eprintln!("crash test ({variant}): seed {seed} (replay with MAILFERRY_CRASH_SEED={seed})");
     let mut rng = Rng(seed);
     let messages = corpus();
-    let want = expected(&messages);
-    let source = server('/', SOURCE_PASSWORD);
-    source.fill("alice", messages).expect("fill the source");
+    let want = expected(&messages, false);
+    let source = server(ServerKind::Dovecot, '/', SOURCE_PASSWORD);
+    source
+        .fill("alice", messages.clone())
+        .expect("fill the source");
     let rt = runtime();
-    let source_store = rt.block_on(connect(&source, SOURCE_PASSWORD));
+    let source_store = rt.block_on(connect(&*source, SOURCE_PASSWORD));
     let from_source = rt.block_on(read_back(Arc::clone(&source_store)));
     assert_same(&want, &from_source, "the source against the corpus");
 
     let mut total_kills = 0;
     for round_no in 1..=MAX_ROUNDS {
         // A fresh target and state per round: the previous round's copy is complete.
-        let target = server('.', TARGET_PASSWORD);
+        let target = server(target_kind, '.', TARGET_PASSWORD);
+        let want_target = expected(&messages, target.rewrites_8bit_headers());
         let dir = tempfile::tempdir().expect("tempdir");
         let round = Round {
-            source: &source,
-            target: &target,
+            source: &*source,
+            target: &*target,
             dir: dir.path(),
-            ca: ca_bundle(dir.path(), &[&source, &target]),
+            ca: ca_bundle(dir.path(), &[&*source, &*target]),
             connections,
         };
-        let target_store = rt.block_on(connect(&target, TARGET_PASSWORD));
+        let target_store = rt.block_on(connect(&*target, TARGET_PASSWORD));
         let outcome = kill_repeatedly(&rt, &round, &target_store, &mut rng);
         total_kills += outcome.kills;
         eprintln!(
@@ -509,17 +515,60 @@ fn resumes_after_repeated_kills(connections: Option<u32>) {
         assert_eq!(json["copy"]["totals"]["failed"], 0, "{json}");
 
         let from_target = rt.block_on(read_back(Arc::clone(&target_store)));
-        assert_same(&from_source, &from_target, "the target against the source");
+        assert_same(
+            &want_target,
+            &from_target,
+            "the target against the source (as the target stores it)",
+        );
         assert_eq!(rt.block_on(message_count(&target_store)), MESSAGES);
 
+        let verify_json = dir.path().join("verify.json");
         let verify = round
-            .command("verify", &["--read-back"])
+            .command(
+                "verify",
+                &[
+                    "--read-back",
+                    "--report",
+                    &verify_json.display().to_string(),
+                ],
+            )
             .output()
             .expect("run mailferry verify");
+        let rewritten = messages
+            .iter()
+            .filter(|m| {
+                target.rewrites_8bit_headers() && munge_8bit_headers(&m.body) != m.body.as_ref()
+            })
+            .count();
+        let verification: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&verify_json).expect("read the verify report"))
+                .expect("the verify report is JSON");
+        let mut reported_rewritten = 0;
+        for folder in verification["verification"]["folders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for field in ["missing", "extra", "changed", "flags", "dates"] {
+                assert_eq!(
+                    folder[field].as_array().map_or(0, Vec::len),
+                    0,
+                    "verify --read-back found {field} items:\n{}",
+                    String::from_utf8_lossy(&verify.stdout)
+                );
+            }
+            reported_rewritten += folder["rewritten_by_target"].as_array().map_or(0, Vec::len);
+        }
+        assert_eq!(
+            reported_rewritten,
+            rewritten,
+            "verify --read-back names exactly the messages the target rewrote:\n{}",
+            String::from_utf8_lossy(&verify.stdout)
+        );
         assert_eq!(
             verify.status.code(),
-            Some(0),
-            "verify --read-back found a difference:\n{}\n{}",
+            Some(if rewritten == 0 { 0 } else { 1 }),
+            "verify --read-back:\n{}\n{}",
             String::from_utf8_lossy(&verify.stdout),
             String::from_utf8_lossy(&verify.stderr)
         );
@@ -547,10 +596,10 @@ fn resumes_after_repeated_kills(connections: Option<u32>) {
 
 #[test]
 fn resumes_after_repeated_kill_9_without_loss_or_duplicates() {
-    resumes_after_repeated_kills(None);
+    resumes_after_repeated_kills(ServerKind::Dovecot, None);
 }
 
 #[test]
 fn resumes_after_repeated_kill_9_with_one_connection_without_loss_or_duplicates() {
-    resumes_after_repeated_kills(Some(1));
+    resumes_after_repeated_kills(ServerKind::Dovecot, Some(1));
 }

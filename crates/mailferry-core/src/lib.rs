@@ -80,7 +80,9 @@ pub use progress::{Progress, ProgressSender, RunControl};
 pub use report::{Counts, FolderReport, ItemIssue, Report};
 pub use state::{FolderScope, ItemRecord, ItemStatus, MemoryState, StateStore, Suspect};
 pub use sync::{FolderSync, SyncOptions, sync_changes, sync_changes_with};
-pub use verify::{Verification, VerifyOptions, verify, verify_with};
+pub use verify::{
+    RewriteCheck, Rewritten, Verification, VerifyOptions, spot_check, verify, verify_with,
+};
 
 // Re-exported so backends and embedders use the same versions.
 pub use bytes;

@@ -7,6 +7,7 @@
 //! come from a caller-supplied [`TokenProvider`] that is asked again for every new connection, so
 //! a pool that reconnects after an hour gets a fresh token.
 
+use crate::wire::WireTrace;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -173,6 +174,10 @@ pub struct ImapConfig {
     /// Connection attempts on transient failures before giving up (default 4, with exponential
     /// backoff from 250 ms).
     pub connect_attempts: u32,
+    /// Where each session's IMAP traffic is traced, redacted (see [`crate::WireTrace`]).
+    /// Default: `TRACE` events of target `mailferry_imap::wire`, which cost nothing unless
+    /// that target is enabled when a session opens; `None` turns tracing off.
+    pub wire_trace: Option<WireTrace>,
 }
 
 impl ImapConfig {
@@ -190,7 +195,14 @@ impl ImapConfig {
             connect_timeout: Duration::from_secs(30),
             compression: Compression::Auto,
             connect_attempts: 4,
+            wire_trace: Some(WireTrace::to_tracing()),
         }
+    }
+
+    /// Traces every session's IMAP traffic to `trace` (e.g. [`WireTrace::to_file`]).
+    pub fn with_wire_trace(mut self, trace: WireTrace) -> Self {
+        self.wire_trace = Some(trace);
+        self
     }
 
     /// Trusts the CA certificates in this PEM file as well.

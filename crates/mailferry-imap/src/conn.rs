@@ -137,7 +137,13 @@ impl Conn {
                 Transport::Tls(Box::new(BufWriter::new(s)))
             }
             _ => Transport::Plain(Box::new(BufWriter::new(tcp))),
-        };
+        }
+        .traced(
+            config
+                .wire_trace
+                .as_ref()
+                .and_then(|t| t.connection(&label)),
+        );
         let mut client = async_imap::Client::new(stream);
         let greeting = tokio::time::timeout(config.connect_timeout, client.read_response())
             .await
@@ -181,13 +187,11 @@ impl Conn {
         };
         if info.has("COMPRESS=DEFLATE") && config.wants_compression() {
             let Conn { session, .. } = conn;
-            let session = tokio::time::timeout(
-                config.read_timeout,
-                session.compress(|s| Transport::Deflate(Box::new(BufWriter::new(s)))),
-            )
-            .await
-            .map_err(|_| Error::transient(format!("{label}: COMPRESS timed out")))?
-            .map_err(|e| imap_error(&label, "COMPRESS DEFLATE", e))?;
+            let session =
+                tokio::time::timeout(config.read_timeout, session.compress(Transport::compress))
+                    .await
+                    .map_err(|_| Error::transient(format!("{label}: COMPRESS timed out")))?
+                    .map_err(|e| imap_error(&label, "COMPRESS DEFLATE", e))?;
             // Typed async-imap commands queue untagged responses here; we only ran COMPRESS.
             while session.unsolicited_responses.try_recv().is_ok() {}
             conn = Conn {

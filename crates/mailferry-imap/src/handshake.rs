@@ -69,16 +69,16 @@ pub(crate) async fn starttls(
     }
     // Anything the server sent before the handshake is discarded with the old client
     // (RFC 3501: no plaintext data may leak into the TLS session).
-    let Transport::Plain(plain) = client.into_inner() else {
+    let Some((plain, tracer)) = client.into_inner().into_plain() else {
         return Err(Error::fatal(format!(
             "{label}: STARTTLS on an encrypted stream"
         )));
     };
     let tcp = plain.into_inner();
     let stream = transport::tls(config, tls, tcp).await?;
-    Ok(async_imap::Client::new(Transport::Tls(Box::new(
-        BufWriter::new(stream),
-    ))))
+    Ok(async_imap::Client::new(
+        Transport::Tls(Box::new(BufWriter::new(stream))).traced(tracer),
+    ))
 }
 
 pub(crate) async fn login(

@@ -48,6 +48,7 @@ mod reader;
 mod source;
 mod target;
 mod transport;
+pub mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -55,6 +56,7 @@ use std::sync::Mutex;
 use mailferry_core::{Capabilities, Folder, FolderPath, Result};
 
 pub use config::{Auth, Compression, ImapConfig, Secret, Security, TokenProvider};
+pub use wire::WireTrace;
 
 /// The pure parsers behind the client, for the fuzz targets under `fuzz/`. Not a stable API:
 /// names change with the modules they come from.

@@ -27,6 +27,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertStore};
 
 use crate::config::ImapConfig;
+use crate::wire::Tracer;
 
 /// The stream a session talks over.
 pub(crate) enum Transport {
@@ -36,6 +37,15 @@ pub(crate) enum Transport {
     Tls(Box<BufWriter<TlsStream<BufReader<TcpStream>>>>),
     /// DEFLATE over one of the others.
     Deflate(Box<BufWriter<DeflateStream<Transport>>>),
+    /// One of the others, with its IMAP traffic traced (see [`crate::wire`]).
+    Traced(Box<Traced>),
+}
+
+/// A transport whose bytes are traced. Without a tracer (moved outward by
+/// [`Transport::compress`]) it passes bytes through.
+pub(crate) struct Traced {
+    inner: Transport,
+    tracer: Option<Tracer>,
 }
 
 impl fmt::Debug for Transport {
@@ -44,6 +54,7 @@ impl fmt::Debug for Transport {
             Transport::Plain(_) => "Transport::Plain",
             Transport::Tls(_) => "Transport::Tls",
             Transport::Deflate(_) => "Transport::Deflate",
+            Transport::Traced(_) => "Transport::Traced",
         })
     }
 }
@@ -55,7 +66,42 @@ impl Transport {
             Transport::Plain(_) => false,
             Transport::Tls(_) => true,
             Transport::Deflate(inner) => inner.get_ref().get_ref().is_tls(),
+            Transport::Traced(t) => t.inner.is_tls(),
         }
+    }
+
+    /// `self` traced by `tracer` (or unchanged without one).
+    pub(crate) fn traced(self, tracer: Option<Tracer>) -> Transport {
+        match tracer {
+            Some(tracer) => Transport::Traced(Box::new(Traced {
+                inner: self,
+                tracer: Some(tracer),
+            })),
+            None => self,
+        }
+    }
+
+    /// The plain TCP stream under an unencrypted transport (for STARTTLS), and its tracer.
+    pub(crate) fn into_plain(self) -> Option<(Box<BufWriter<TcpStream>>, Option<Tracer>)> {
+        match self {
+            Transport::Plain(p) => Some((p, None)),
+            Transport::Traced(t) => {
+                let Traced { inner, tracer } = *t;
+                let (plain, inner_tracer) = inner.into_plain()?;
+                Some((plain, tracer.or(inner_tracer)))
+            }
+            _ => None,
+        }
+    }
+
+    /// What COMPRESS=DEFLATE makes of the stream: DEFLATE over it, with the tracer (if any)
+    /// moved above the compression, where the bytes are IMAP.
+    pub(crate) fn compress(mut stream: DeflateStream<Transport>) -> Transport {
+        let tracer = match stream.get_mut() {
+            Transport::Traced(t) => t.tracer.take(),
+            _ => None,
+        };
+        Transport::Deflate(Box::new(BufWriter::new(stream))).traced(tracer)
     }
 }
 
@@ -65,6 +111,7 @@ macro_rules! each {
             Transport::Plain($s) => $e,
             Transport::Tls($s) => $e,
             Transport::Deflate($s) => $e,
+            Transport::Traced($s) => $e,
         }
     };
 }
@@ -76,6 +123,45 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         each!(self, s => Pin::new(&mut **s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncRead for Traced {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(tracer)) = (&polled, this.tracer.as_mut()) {
+            tracer.server(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Traced {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let (Poll::Ready(Ok(n)), Some(tracer)) = (&polled, this.tracer.as_mut()) {
+            tracer.client(&buf[..*n]);
+        }
+        polled
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

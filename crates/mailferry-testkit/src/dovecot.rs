@@ -47,7 +47,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-mod accounts;
+pub(crate) mod accounts;
 mod fill;
 
 /// How to set up an instance.
@@ -81,7 +81,7 @@ pub fn dovecot_binary() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-fn openssl_available() -> bool {
+pub(crate) fn openssl_available() -> bool {
     Command::new("openssl")
         .arg("version")
         .stdout(Stdio::null())
@@ -163,12 +163,12 @@ enum Started {
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_GRACE: Duration = Duration::from_millis(1000);
 
-fn invalid(msg: String) -> io::Error {
+pub(crate) fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
 /// Runs a command and turns a failure into an error carrying its stderr.
-fn run(cmd: &mut Command) -> io::Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> io::Result<()> {
     let out = cmd.stdin(Stdio::null()).output()?;
     if out.status.success() {
         return Ok(());
@@ -182,7 +182,7 @@ fn run(cmd: &mut Command) -> io::Result<()> {
 
 /// A CA and a server certificate signed by it, for 127.0.0.1 and localhost. Our own openssl
 /// config keeps the result independent of the system's `openssl.cnf`.
-fn make_certificates(dir: &Path) -> io::Result<()> {
+pub(crate) fn make_certificates(dir: &Path) -> io::Result<()> {
     let cnf = dir.join("openssl.cnf");
     fs::write(
         &cnf,
@@ -228,14 +228,14 @@ fn make_certificates(dir: &Path) -> io::Result<()> {
 }
 
 /// Two distinct free ports: both are held while the second is chosen.
-fn free_ports() -> io::Result<(u16, u16)> {
+pub(crate) fn free_ports() -> io::Result<(u16, u16)> {
     let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
 /// Whether `port` answers with an IMAP greeting (so imap-login, not just the socket, is up).
-fn greets(port: u16) -> bool {
+pub(crate) fn greets(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
@@ -250,14 +250,14 @@ fn greets(port: u16) -> bool {
     BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("* OK")
 }
 
-fn accepts(port: u16) -> bool {
+pub(crate) fn accepts(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
 }
 
 /// Sends `signal` to `target` (a pid, or `-pgid` for a process group) via `kill(1)`: std has
 /// no signal API and `unsafe_code` is denied, so no libc call.
-fn signal(signal: &str, target: &str) {
+pub(crate) fn signal(signal: &str, target: &str) {
     let _ = Command::new("kill")
         .args(["-s", signal, "--", target])
         .stdout(Stdio::null())
@@ -466,6 +466,11 @@ impl Dovecot {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// The master process (leader of the server's process group), while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Always `127.0.0.1`.

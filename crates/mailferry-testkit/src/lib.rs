@@ -12,18 +12,25 @@
 //!   fast `fill` that writes straight into its Maildir;
 //! - [`process`]: a server's processes seen from outside (list, signal, wait), to stall a
 //!   server on purpose;
+//! - [`cyrus`]: a real, self-contained Cyrus IMAP per test (the second server), filled over
+//!   IMAP;
+//! - [`server`]: what the IMAP suites need from either server, so one test runs against both;
 //! - [`proxy`]: a TCP proxy that adds latency without throttling throughput and cuts
 //!   connections at chosen byte offsets, for latency and fault-injection tests.
 
 pub mod conformance;
 pub mod contents;
 pub mod corpus;
+pub mod cyrus;
 pub mod dovecot;
 pub mod faulty;
 pub mod process;
 pub mod proxy;
 pub mod rss;
+pub mod server;
 pub mod stores;
 
+pub use cyrus::{Cyrus, CyrusOptions, require_cyrus};
 pub use dovecot::{Dovecot, DovecotOptions, require_dovecot};
 pub use proxy::{Proxy, ProxyOptions};
+pub use server::{ImapServer, ServerKind};

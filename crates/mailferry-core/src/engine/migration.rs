@@ -16,7 +16,7 @@ use crate::progress::{Progress, ProgressSender};
 use crate::report::Report;
 use crate::state::StateStore;
 use crate::sync::{FolderSync, SyncOptions, sync_changes_with};
-use crate::verify::{Verification, VerifyOptions, verify_with};
+use crate::verify::{RewriteCheck, Verification, VerifyOptions, spot_check, verify_with};
 
 /// Where each source folder goes, and what the run will not do: the folder plan a dry run
 /// prints (its `Display`) and every mode runs.
@@ -272,6 +272,41 @@ impl Migration {
         )
         .instrument(self.span("verify"))
         .await
+    }
+
+    /// After a copy: reads back up to `per_folder` items of each folder `copied` wrote to, from
+    /// both sides, and reports what the target stored differently ([`crate::verify::spot_check`]).
+    /// `None` when the copy wrote nothing.
+    pub async fn spot_check_planned(
+        &self,
+        plan: &FolderPlan,
+        copied: &Report,
+        per_folder: usize,
+    ) -> Result<Option<RewriteCheck>> {
+        let written: Vec<FolderJob> = plan
+            .jobs()
+            .into_iter()
+            .filter(|j| {
+                copied
+                    .folders
+                    .iter()
+                    .any(|f| f.source == j.source.path && f.counts.copied > 0)
+            })
+            .collect();
+        if written.is_empty() {
+            return Ok(None);
+        }
+        spot_check(
+            &*self.source,
+            &*self.target,
+            &*self.state,
+            &written,
+            &self.name,
+            per_folder,
+        )
+        .instrument(self.span("spot check"))
+        .await
+        .map(Some)
     }
 
     fn control(&self) -> crate::progress::RunControl {

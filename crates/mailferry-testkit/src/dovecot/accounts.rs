@@ -4,7 +4,7 @@
 use std::io;
 
 /// A system account.
-pub(super) struct Account {
+pub(crate) struct Account {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
@@ -24,15 +24,15 @@ fn passwd() -> Vec<Account> {
         .collect()
 }
 
-pub(super) fn by_name(name: &str) -> Option<Account> {
+pub(crate) fn by_name(name: &str) -> Option<Account> {
     passwd().into_iter().find(|a| a.name == name)
 }
 
-pub(super) fn by_uid(uid: u32) -> Option<Account> {
+pub(crate) fn by_uid(uid: u32) -> Option<Account> {
     passwd().into_iter().find(|a| a.uid == uid)
 }
 
-pub(super) fn group_name(gid: u32) -> Option<String> {
+pub(crate) fn group_name(gid: u32) -> Option<String> {
     let text = std::fs::read_to_string("/etc/group").ok()?;
     text.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
@@ -41,13 +41,13 @@ pub(super) fn group_name(gid: u32) -> Option<String> {
 }
 
 /// The accounts an instance runs with, given the uid/gid this process creates files as.
-pub(super) struct Roles {
+pub(crate) struct Roles {
     pub mail: Account,
     /// Config lines naming the internal and login users.
     pub config: String,
 }
 
-pub(super) fn roles(euid: u32, egid: u32) -> io::Result<Roles> {
+pub(crate) fn roles(euid: u32, egid: u32) -> io::Result<Roles> {
     if euid == 0 {
         let mail = by_name("nobody")
             .or_else(|| by_name("dovenull"))
