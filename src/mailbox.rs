@@ -33,6 +33,8 @@ use crate::core::{
 use crate::endpoint::Endpoint;
 use crate::manifest::{ManifestSummary, Recorder};
 
+mod counting;
+
 /// Which pass to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,12 +308,13 @@ async fn prepare_inner(
         let source = open_endpoint(&source_ep, &spec.source_access, false).await?;
         (source, open_target.await?)
     };
+    let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
     let state: Arc<dyn StateStore> = if spec.dry_run {
         Arc::new(crate::core::MemoryState::new())
     } else {
-        open_state(&state_path)?
+        // Its writes are timed (the state commit latency histogram).
+        crate::core::layers::TimedState::wrap(open_state(&state_path)?, Arc::clone(&metrics))
     };
-    let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
     let build = |target: Arc<dyn crate::Target>, state: Arc<dyn StateStore>| {
         let migration = Migration::with_metrics(
             name.clone(),
@@ -403,7 +406,11 @@ impl PreparedMailbox {
             report,
             recorder,
         } = self;
-        let mut report = Self::run_mode(migration, plan, mode, report).await;
+        // The run is counted into the metrics its layers feed (shared by a plan's mailboxes).
+        let metrics = Arc::clone(migration.metrics());
+        let progress = migration.progress();
+        let run = Self::run_mode(migration, plan, mode, report);
+        let mut report = counting::counted(&metrics, progress, run).await;
         // Ends the run's manifest member, after a failed copy too: what was copied is listed.
         if let Some(recorder) = recorder {
             match recorder.finish() {
@@ -507,7 +514,10 @@ pub async fn run_plan(
         let report = match prepare(mode, &spec, Some(budget), Some(Arc::clone(metrics))).await {
             Ok(prepared) if spec.dry_run => prepared.dry_run(),
             Ok(prepared) => prepared.run().await,
-            Err(report) => report,
+            Err(report) => {
+                metrics.mailbox_completed(&report.outcome);
+                report
+            }
         };
         finished(&report);
         report
