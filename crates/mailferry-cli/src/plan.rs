@@ -26,7 +26,8 @@ use mailferry::core::layers::Metrics;
 use mailferry::mailbox::{MailboxReport, MailboxSpec, Mode, default_state_path, run_plan};
 use serde::Deserialize;
 
-use crate::args::{AccessArgs, PlanArgs};
+use crate::args::{AccessArgs, LogFormat, PlanArgs};
+use crate::metrics_http::Exporter;
 use crate::pair::{access, credentials, write_report};
 use crate::secrets::{SecretSpec, Side};
 use crate::{Exit, Failure};
@@ -163,8 +164,12 @@ fn spec(entry: &PlanEntry, args: &PlanArgs) -> Result<MailboxSpec, Failure> {
     Ok(spec)
 }
 
-pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
+pub async fn run(args: PlanArgs, quiet: bool, format: LogFormat) -> Result<Exit, Failure> {
     let entries = read_plan(&args.file).map_err(Failure::usage)?;
+    let exporter = Exporter::start(&args.metrics, format).await?;
+    let metrics = exporter
+        .as_ref()
+        .map_or_else(|| Arc::new(Metrics::new()), Exporter::metrics);
     let budget =
         ByteSize::parse(&args.memory_budget).map_err(|e| Failure::usage(anyhow!("{e}")))?;
     // A mailbox whose secrets cannot be read is reported as failed; the others go on.
@@ -198,18 +203,11 @@ pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
         }
     };
     for (_, r) in &early {
+        metrics.mailbox_completed(&r.outcome);
         print(r);
     }
     let (order, specs): (Vec<usize>, Vec<MailboxSpec>) = specs.into_iter().unzip();
-    let mut report = run_plan(
-        Mode::Copy,
-        specs,
-        args.jobs,
-        budget,
-        Arc::new(Metrics::new()),
-        print,
-    )
-    .await;
+    let mut report = run_plan(Mode::Copy, specs, args.jobs, budget, metrics, print).await;
     if !early.is_empty() {
         let mut all: Vec<(usize, MailboxReport)> = order
             .into_iter()
@@ -233,9 +231,14 @@ pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
             report.duration_secs
         );
     }
-    if let Some(path) = &args.report {
-        write_report(path, &report)?;
+    let written = match &args.report {
+        Some(path) => write_report(path, &report),
+        None => Ok(()),
+    };
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
     }
+    written?;
     // A failed mailbox makes the plan "finished with failures" (1), whatever its own cause.
     Ok(if report.failed_mailboxes == 0 {
         Exit::Ok
