@@ -34,6 +34,9 @@ use crate::endpoint::Endpoint;
 use crate::manifest::{ManifestSummary, Recorder};
 
 mod counting;
+mod observer;
+
+pub use observer::PlanObserver;
 
 /// Which pass to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -507,21 +510,55 @@ pub async fn run_plan(
     metrics: Arc<Metrics>,
     finished: impl Fn(&MailboxReport) + Send + Sync,
 ) -> PlanReport {
+    struct Finished<F>(F);
+    impl<F: Fn(&MailboxReport) + Send + Sync> PlanObserver for Finished<F> {
+        fn finished(&self, _index: usize, report: &MailboxReport) {
+            (self.0)(report)
+        }
+    }
+    run_plan_observed(
+        mode,
+        specs,
+        jobs,
+        memory_budget,
+        metrics,
+        &Finished(finished),
+    )
+    .await
+}
+
+/// [`run_plan`], telling `observer` as each mailbox starts and ends (a live view).
+pub async fn run_plan_observed(
+    mode: Mode,
+    specs: Vec<MailboxSpec>,
+    jobs: usize,
+    memory_budget: ByteSize,
+    metrics: Arc<Metrics>,
+    observer: &dyn PlanObserver,
+) -> PlanReport {
     let started = Instant::now();
-    let finished = &finished;
     let metrics = &metrics;
-    let mailboxes = run_many(specs, jobs, memory_budget, |spec, budget| async move {
-        let report = match prepare(mode, &spec, Some(budget), Some(Arc::clone(metrics))).await {
-            Ok(prepared) if spec.dry_run => prepared.dry_run(),
-            Ok(prepared) => prepared.run().await,
-            Err(report) => {
-                metrics.mailbox_completed(&report.outcome);
-                report
-            }
-        };
-        finished(&report);
-        report
-    })
+    let specs: Vec<(usize, MailboxSpec)> = specs.into_iter().enumerate().collect();
+    let mailboxes = run_many(
+        specs,
+        jobs,
+        memory_budget,
+        |(index, spec), budget| async move {
+            let report = match prepare(mode, &spec, Some(budget), Some(Arc::clone(metrics))).await {
+                Ok(prepared) if spec.dry_run => prepared.dry_run(),
+                Ok(prepared) => {
+                    observer.started(index, &prepared);
+                    prepared.run().await
+                }
+                Err(report) => {
+                    metrics.mailbox_completed(&report.outcome);
+                    report
+                }
+            };
+            observer.finished(index, &report);
+            report
+        },
+    )
     .await;
     let mut totals = Counts::default();
     for r in &mailboxes {

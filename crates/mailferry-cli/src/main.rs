@@ -11,6 +11,7 @@ mod manifest_cmd;
 mod metrics_http;
 mod pair;
 mod plan;
+mod plan_view;
 mod progress;
 mod secrets;
 mod summary;

@@ -199,7 +199,8 @@ async fn run_pair(
     report
 }
 
-fn short_label(e: &Endpoint) -> String {
+/// A mailbox's short name for progress displays: the user, or the file's name.
+pub fn short_label(e: &Endpoint) -> String {
     match e {
         Endpoint::Imap { user, .. } => user.clone(),
         Endpoint::Maildir { path, .. } | Endpoint::Mbox { path } => path
