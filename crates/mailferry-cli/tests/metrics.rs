@@ -17,48 +17,18 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailferry::maildir::{Layout, Maildir, MaildirOptions};
-use mailferry_core::{FolderPath, MemoryState, MemoryStore};
-use mailferry_testkit::conformance::copy_all;
-use mailferry_testkit::corpus::{CorpusSpec, SizeMix};
 use serde_json::Value;
+
+mod support;
 
 const MESSAGES: usize = 1200;
 /// A run (or a wait) longer than this is taken to hang.
 const HANG: Duration = Duration::from_secs(240);
 
 fn write_source(dir: &Path) -> u64 {
-    let spec = CorpusSpec::new(MESSAGES, SizeMix::small()).in_folders(vec![
-        FolderPath::inbox(),
-        FolderPath::new(["Archive", "2024"]),
-        FolderPath::new(["Sent"]),
-    ]);
-    let memory = MemoryStore::new();
-    let messages = spec.messages();
-    for m in &messages {
-        memory.insert(
-            &m.folder,
-            m.body.clone(),
-            m.flags.clone(),
-            Some(m.internal_date),
-        );
-    }
-    let options = MaildirOptions {
-        layout: Some(Layout::Fs),
-        ..MaildirOptions::default()
-    };
-    let target = Maildir::create(dir, options).expect("create the source Maildir");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let report = runtime.block_on(copy_all(
-        Arc::new(memory),
-        Arc::new(target),
-        Arc::new(MemoryState::new()),
-    ));
-    assert_eq!(report.totals.copied, messages.len() as u64);
-    messages.len() as u64
+    support::write_maildir(dir, MESSAGES, 0)
 }
 
 /// `GET path` over plain TCP: (status line, body).
