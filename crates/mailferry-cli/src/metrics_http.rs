@@ -238,6 +238,8 @@ impl Exporter {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors, say: try again shortly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
                 let shared = Arc::clone(&server);
