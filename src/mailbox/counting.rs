@@ -24,8 +24,7 @@ pub(super) async fn counted(
 ) -> MailboxReport {
     metrics.mailbox_started();
     let mut live = Counts::default();
-    let run = std::pin::pin!(run);
-    let mut run = run;
+    let mut run = std::pin::pin!(run);
     let report = loop {
         tokio::select! {
             report = &mut run => break report,
