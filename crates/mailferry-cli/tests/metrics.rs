@@ -1,13 +1,13 @@
 //! The Prometheus endpoint during a real copy: `mailferry copy --metrics-addr 127.0.0.1:0` of a
-//! generated Maildir (1,200 messages in three folders, paced with `--max-msgs-per-sec` so the
-//! copy lasts a few seconds) is scraped over plain TCP while it runs — the exposition must parse
+//! generated Maildir (1,200 messages in three folders) into a Dovecot server over IMAP (paced
+//! with `--max-msgs-per-sec` so the copy lasts a few seconds) is scraped over plain TCP while it runs — the exposition must parse
 //! and the copied counter must grow — and once more after the run, which `--metrics-linger`
 //! allows: the final figures must equal the `--report` JSON (copied, bytes, failed, skipped)
 //! and the process must exit as soon as that scrape was answered.
 //!
 //! Design decisions, and why:
-//! - **Local stores**: the metrics' plumbing (progress stream, report reconciliation, the HTTP
-//!   responder) is under test; the backends' layers are the same for IMAP.
+//! - **A Maildir source and an IMAP target**: the source is generated quickly on disk, and the
+//!   append latency measured is that of real IMAP APPENDs.
 //! - **The final scrape is taken once the report file exists**: the report is written after
 //!   the run, so from then on the counters are final; the report is read only after the process
 //!   exited (it is not written atomically).
@@ -19,10 +19,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mailferry_testkit::dovecot::{Dovecot, DovecotOptions, require_dovecot};
 use serde_json::Value;
 
 mod support;
 
+const PASSWORD: &str = "metrics-target-pw";
 const MESSAGES: usize = 1200;
 /// A run (or a wait) longer than this is taken to hang.
 const HANG: Duration = Duration::from_secs(240);
@@ -89,6 +91,15 @@ fn sample(samples: &std::collections::HashMap<String, f64>, series: &str) -> u64
 
 #[test]
 fn metrics_are_scraped_during_a_copy_and_match_the_report_at_the_end() {
+    if !require_dovecot() {
+        return;
+    }
+    let dovecot = Dovecot::start(DovecotOptions {
+        delimiter: '/',
+        users: vec![("alice".into(), PASSWORD.into())],
+        extra_config: String::new(),
+    })
+    .expect("start Dovecot");
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let generated = write_source(&root.join("src"));
@@ -97,7 +108,9 @@ fn metrics_are_scraped_during_a_copy_and_match_the_report_at_the_end() {
         .args([
             "copy",
             &format!("maildir:{}", root.join("src").display()),
-            &format!("maildir:{}", root.join("dst").display()),
+            &format!("imap://alice@{}:{}", dovecot.host(), dovecot.imap_port()),
+            "--ca-file",
+            &dovecot.ca_pem_path().display().to_string(),
             "--state",
             &root.join("state.sqlite").display().to_string(),
             "--report",
@@ -109,6 +122,7 @@ fn metrics_are_scraped_during_a_copy_and_match_the_report_at_the_end() {
             "--metrics-linger",
             "600",
         ])
+        .env("MAILFERRY_TARGET_PASSWORD", PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
