@@ -33,6 +33,11 @@ use crate::core::{
 use crate::endpoint::Endpoint;
 use crate::manifest::{ManifestSummary, Recorder};
 
+mod counting;
+mod observer;
+
+pub use observer::PlanObserver;
+
 /// Which pass to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -340,12 +345,13 @@ async fn prepare_inner(
         let source = open_endpoint(&source_ep, &spec.source_access, false).await?;
         (source, open_target.await?)
     };
+    let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
     let state: Arc<dyn StateStore> = if spec.dry_run {
         Arc::new(crate::core::MemoryState::new())
     } else {
-        open_state(&state_path)?
+        // Its writes are timed (the state commit latency histogram).
+        crate::core::layers::TimedState::wrap(open_state(&state_path)?, Arc::clone(&metrics))
     };
-    let metrics = metrics.unwrap_or_else(|| Arc::new(Metrics::new()));
     let build = |target: Arc<dyn crate::Target>, state: Arc<dyn StateStore>| {
         let migration = Migration::with_metrics(
             name.clone(),
@@ -443,7 +449,11 @@ impl PreparedMailbox {
             report,
             recorder,
         } = self;
-        let mut report = Self::run_mode(migration, plan, mode, report).await;
+        // The run is counted into the metrics its layers feed (shared by a plan's mailboxes).
+        let metrics = Arc::clone(migration.metrics());
+        let progress = migration.progress();
+        let run = Self::run_mode(migration, plan, mode, report);
+        let mut report = counting::counted(&metrics, progress, run).await;
         // Ends the run's manifest member, after a failed copy too: what was copied is listed.
         if let Some(recorder) = recorder {
             match recorder.finish() {
@@ -542,18 +552,55 @@ pub async fn run_plan(
     metrics: Arc<Metrics>,
     finished: impl Fn(&MailboxReport) + Send + Sync,
 ) -> PlanReport {
+    struct Finished<F>(F);
+    impl<F: Fn(&MailboxReport) + Send + Sync> PlanObserver for Finished<F> {
+        fn finished(&self, _index: usize, report: &MailboxReport) {
+            (self.0)(report)
+        }
+    }
+    run_plan_observed(
+        mode,
+        specs,
+        jobs,
+        memory_budget,
+        metrics,
+        &Finished(finished),
+    )
+    .await
+}
+
+/// [`run_plan`], telling `observer` as each mailbox starts and ends (a live view).
+pub async fn run_plan_observed(
+    mode: Mode,
+    specs: Vec<MailboxSpec>,
+    jobs: usize,
+    memory_budget: ByteSize,
+    metrics: Arc<Metrics>,
+    observer: &dyn PlanObserver,
+) -> PlanReport {
     let started = Instant::now();
-    let finished = &finished;
     let metrics = &metrics;
-    let mailboxes = run_many(specs, jobs, memory_budget, |spec, budget| async move {
-        let report = match prepare(mode, &spec, Some(budget), Some(Arc::clone(metrics))).await {
-            Ok(prepared) if spec.dry_run => prepared.dry_run(),
-            Ok(prepared) => prepared.run().await,
-            Err(report) => report,
-        };
-        finished(&report);
-        report
-    })
+    let specs: Vec<(usize, MailboxSpec)> = specs.into_iter().enumerate().collect();
+    let mailboxes = run_many(
+        specs,
+        jobs,
+        memory_budget,
+        |(index, spec), budget| async move {
+            let report = match prepare(mode, &spec, Some(budget), Some(Arc::clone(metrics))).await {
+                Ok(prepared) if spec.dry_run => prepared.dry_run(),
+                Ok(prepared) => {
+                    observer.started(index, &prepared);
+                    prepared.run().await
+                }
+                Err(report) => {
+                    metrics.mailbox_completed(&report.outcome);
+                    report
+                }
+            };
+            observer.finished(index, &report);
+            report
+        },
+    )
     .await;
     let mut totals = Counts::default();
     for r in &mailboxes {

@@ -161,6 +161,26 @@ pub struct PairArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// The Prometheus endpoint of copy, sync and plan.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run goes on (e.g.
+    /// 127.0.0.1:9898; port 0 picks a free one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// After the run, keep the endpoint up until one scrape has read the final figures, or at
+    /// most this many seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        requires = "metrics_addr"
+    )]
+    pub metrics_linger: u64,
 }
 
 /// `verify SOURCE TARGET`, or `verify --manifest FILE TARGET`.
@@ -227,6 +247,8 @@ pub struct PlanArgs {
     /// Write each mailbox's audit manifest (gzip JSON lines) into this directory.
     #[arg(long, value_name = "DIR")]
     pub manifest_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Args, Debug, Clone)]

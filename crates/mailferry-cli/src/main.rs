@@ -8,8 +8,10 @@ mod args;
 mod html;
 mod logging;
 mod manifest_cmd;
+mod metrics_http;
 mod pair;
 mod plan;
+mod plan_view;
 mod progress;
 mod rewrites;
 mod secrets;
@@ -100,11 +102,15 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Copy(a) => pair::run(mailferry::mailbox::Mode::Copy, a, cli.quiet).await,
-            Command::Sync(a) => pair::run(mailferry::mailbox::Mode::Sync, a, cli.quiet).await,
+            Command::Copy(a) => {
+                pair::run(mailferry::mailbox::Mode::Copy, a, cli.quiet, cli.log_format).await
+            }
+            Command::Sync(a) => {
+                pair::run(mailferry::mailbox::Mode::Sync, a, cli.quiet, cli.log_format).await
+            }
             Command::Verify(a) => manifest_cmd::verify(a, cli.quiet).await,
             Command::Folders(a) => pair::folders(a).await,
-            Command::Plan(a) => plan::run(a, cli.quiet).await,
+            Command::Plan(a) => plan::run(a, cli.quiet, cli.log_format).await,
             Command::Report(a) => html::run(a),
         }
     });

@@ -74,8 +74,10 @@ pub async fn verify(args: VerifyArgs, quiet: bool) -> Result<Exit, Failure> {
             target,
             access,
             run,
+            // verify serves no metrics: nothing is copied.
+            metrics: crate::args::MetricsArgs::default(),
         };
-        return pair::run(Mode::Verify, pair_args, quiet).await;
+        return pair::run(Mode::Verify, pair_args, quiet, crate::args::LogFormat::Text).await;
     };
     let [target] = &endpoints[..] else {
         return Err(Failure::usage(anyhow!(

@@ -3,17 +3,19 @@
 //! dry-run plan and the summary, and turns the report's exit code into the process's.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use mailferry::Endpoint;
 use mailferry::MigrationOptions;
 use mailferry::access::{Access, Credentials};
 use mailferry::core::engine::{ByteSize, FilterOptions, MappingOptions};
-use mailferry::core::layers::LayerOptions;
+use mailferry::core::layers::{LayerOptions, Metrics};
 use mailferry::mailbox::{self, MailboxReport, MailboxSpec, Mode};
 use serde::Serialize;
 
-use crate::args::{AccessArgs, FoldersArgs, PairArgs, RunArgs};
+use crate::args::{AccessArgs, FoldersArgs, LogFormat, PairArgs, RunArgs};
+use crate::metrics_http::Exporter;
 use crate::progress::ProgressView;
 use crate::secrets::{Credential, SecretSpec, Side};
 use crate::{Exit, Failure, summary};
@@ -132,14 +134,26 @@ fn spec(mode: Mode, args: &PairArgs) -> Result<MailboxSpec, Box<MailboxReport>> 
     }
 }
 
-async fn run_pair(mode: Mode, args: &PairArgs, quiet: bool) -> MailboxReport {
+async fn run_pair(
+    mode: Mode,
+    args: &PairArgs,
+    quiet: bool,
+    metrics: Option<Arc<Metrics>>,
+) -> MailboxReport {
+    // A mailbox that cannot start is counted here; one that runs, by the library.
+    let not_started = |report: MailboxReport| {
+        if let Some(m) = &metrics {
+            m.mailbox_completed(&report.outcome);
+        }
+        report
+    };
     let spec = match spec(mode, args) {
         Ok(spec) => spec,
-        Err(report) => return *report,
+        Err(report) => return not_started(*report),
     };
-    let prepared = match mailbox::prepare(mode, &spec, None, None).await {
+    let prepared = match mailbox::prepare(mode, &spec, None, metrics.clone()).await {
         Ok(prepared) => prepared,
-        Err(report) => return report,
+        Err(report) => return not_started(report),
     };
     if spec.dry_run {
         println!("{}", prepared.plan);
@@ -195,7 +209,8 @@ async fn run_pair(mode: Mode, args: &PairArgs, quiet: bool) -> MailboxReport {
     report
 }
 
-fn short_label(e: &Endpoint) -> String {
+/// A mailbox's short name for progress displays: the user, or the file's name.
+pub fn short_label(e: &Endpoint) -> String {
     match e {
         Endpoint::Imap { user, .. } => user.clone(),
         Endpoint::Maildir { path, .. } | Endpoint::Mbox { path } => path
@@ -214,11 +229,23 @@ pub fn write_report(path: &Path, value: &impl Serialize) -> Result<(), Failure> 
 }
 
 /// `copy`, `sync`, `verify`.
-pub async fn run(mode: Mode, args: PairArgs, quiet: bool) -> Result<Exit, Failure> {
-    let report = run_pair(mode, &args, quiet).await;
-    if let Some(path) = &args.run.report {
-        write_report(path, &report)?;
+pub async fn run(
+    mode: Mode,
+    args: PairArgs,
+    quiet: bool,
+    format: LogFormat,
+) -> Result<Exit, Failure> {
+    let exporter = Exporter::start(&args.metrics, format).await?;
+    let report = run_pair(mode, &args, quiet, exporter.as_ref().map(Exporter::metrics)).await;
+    let written = match &args.run.report {
+        Some(path) => write_report(path, &report),
+        None => Ok(()),
+    };
+    // After the report: a final scrape and the report agree.
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
     }
+    written?;
     if let Some(e) = &report.error {
         return Err(Failure {
             exit: exit_of(&report),

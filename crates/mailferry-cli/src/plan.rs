@@ -23,11 +23,16 @@ use anyhow::{Context, anyhow, bail};
 use mailferry::MigrationOptions;
 use mailferry::core::engine::ByteSize;
 use mailferry::core::layers::Metrics;
-use mailferry::mailbox::{MailboxReport, MailboxSpec, Mode, default_state_path, run_plan};
+use mailferry::mailbox::{
+    MailboxReport, MailboxSpec, Mode, PlanObserver, PreparedMailbox, default_state_path,
+    run_plan_observed,
+};
 use serde::Deserialize;
 
-use crate::args::{AccessArgs, PlanArgs};
+use crate::args::{AccessArgs, LogFormat, PlanArgs};
+use crate::metrics_http::Exporter;
 use crate::pair::{access, credentials, write_report};
+use crate::plan_view::PlanView;
 use crate::secrets::{SecretSpec, Side};
 use crate::{Exit, Failure};
 
@@ -163,8 +168,33 @@ fn spec(entry: &PlanEntry, args: &PlanArgs) -> Result<MailboxSpec, Failure> {
     Ok(spec)
 }
 
-pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
+/// The runner numbers the mailboxes it runs; the view numbers the plan's rows (some rows may
+/// have failed before running).
+struct InPlanOrder<'a> {
+    view: &'a PlanView,
+    order: &'a [usize],
+}
+
+impl PlanObserver for InPlanOrder<'_> {
+    fn started(&self, index: usize, mailbox: &PreparedMailbox) {
+        if let Some(row) = self.order.get(index) {
+            self.view.started(*row, mailbox);
+        }
+    }
+
+    fn finished(&self, index: usize, report: &MailboxReport) {
+        if let Some(row) = self.order.get(index) {
+            self.view.finished(*row, report);
+        }
+    }
+}
+
+pub async fn run(args: PlanArgs, quiet: bool, format: LogFormat) -> Result<Exit, Failure> {
     let entries = read_plan(&args.file).map_err(Failure::usage)?;
+    let exporter = Exporter::start(&args.metrics, format).await?;
+    let metrics = exporter
+        .as_ref()
+        .map_or_else(|| Arc::new(Metrics::new()), Exporter::metrics);
     let budget =
         ByteSize::parse(&args.memory_budget).map_err(|e| Failure::usage(anyhow!("{e}")))?;
     // A mailbox whose secrets cannot be read is reported as failed; the others go on.
@@ -183,33 +213,27 @@ pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
             }
         }
     }
-    let print = |report: &MailboxReport| {
-        if quiet {
-            return;
-        }
-        let copied = report.copy.as_ref().map_or(0, |r| r.totals.copied);
-        let failed = report.copy.as_ref().map_or(0, |r| r.totals.failed);
-        match &report.error {
-            Some(e) => eprintln!("{} -> {}: FAILED: {e}", report.source, report.target),
-            None => eprintln!(
-                "{} -> {}: {} ({copied} copied, {failed} failed)",
-                report.source, report.target, report.outcome
-            ),
-        }
-    };
-    for (_, r) in &early {
-        print(r);
+    let labels = entries
+        .iter()
+        .map(|e| {
+            mailferry::Endpoint::parse(&e.source)
+                .map(|ep| crate::pair::short_label(&ep))
+                .unwrap_or_else(|_| e.source.clone())
+        })
+        .collect();
+    let view = PlanView::start(labels, quiet, format);
+    for (i, r) in &early {
+        metrics.mailbox_completed(&r.outcome);
+        view.finished(*i, r);
     }
     let (order, specs): (Vec<usize>, Vec<MailboxSpec>) = specs.into_iter().unzip();
-    let mut report = run_plan(
-        Mode::Copy,
-        specs,
-        args.jobs,
-        budget,
-        Arc::new(Metrics::new()),
-        print,
-    )
-    .await;
+    let observer = InPlanOrder {
+        view: &view,
+        order: &order,
+    };
+    let mut report =
+        run_plan_observed(Mode::Copy, specs, args.jobs, budget, metrics, &observer).await;
+    view.finish();
     if !early.is_empty() {
         let mut all: Vec<(usize, MailboxReport)> = order
             .into_iter()
@@ -233,9 +257,14 @@ pub async fn run(args: PlanArgs, quiet: bool) -> Result<Exit, Failure> {
             report.duration_secs
         );
     }
-    if let Some(path) = &args.report {
-        write_report(path, &report)?;
+    let written = match &args.report {
+        Some(path) => write_report(path, &report),
+        None => Ok(()),
+    };
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
     }
+    written?;
     // A failed mailbox makes the plan "finished with failures" (1), whatever its own cause.
     Ok(if report.failed_mailboxes == 0 {
         Exit::Ok

@@ -2,8 +2,15 @@
 //! one [`Metrics`] can be shared by every mailbox of a process. The library only counts; how the
 //! figures are exposed (a Prometheus endpoint, a report) is the caller's choice, from
 //! [`Metrics::snapshot`]. No label carries a mailbox or user name: the cardinality stays fixed.
+//!
+//! Two levels are counted in one place. The backend hooks count *calls* (appends, fetches,
+//! their latency and errors). The run counters (copied, skipped by reason, failed by kind,
+//! mailboxes by outcome, in flight, state commit latency) are fed from outside the layers — by
+//! the mailbox runner from each migration's progress stream and report, and by
+//! [`super::state_timing::TimedState`] — because only there is an item's fate known (skipped
+//! items never reach a backend call).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -14,6 +21,7 @@ use crate::backend::{AppendOutcome, BoxFuture, BoxStream, Source, Target};
 use crate::error::{ErrorKind, Result};
 use crate::folder::FolderPath;
 use crate::item::{CanonicalItem, Item, ItemMeta};
+use crate::report::Counts;
 
 /// Upper bounds of the latency buckets, in seconds (Prometheus' `le`).
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -79,7 +87,30 @@ pub struct Metrics {
     fetch_failed: [AtomicU64; 3],
     append_latency: Histogram,
     fetch_latency: Histogram,
+    run: RunCounters,
 }
+
+/// What the runner counts (see the module header): indexes as in [`SKIP_REASONS`],
+/// [`FAILURE_KINDS`] and [`OUTCOMES`].
+#[derive(Debug, Default)]
+struct RunCounters {
+    copied_items: AtomicU64,
+    copied_bytes: AtomicU64,
+    skipped: [AtomicU64; 3],
+    failed: [AtomicU64; 3],
+    completed: [AtomicU64; 4],
+    in_flight: AtomicI64,
+    state_commit_latency: Histogram,
+}
+
+/// Why an item was not copied although it did not fail, in the order of
+/// [`MetricsSnapshot::skipped`].
+pub const SKIP_REASONS: [&str; 3] = ["already_copied", "existing", "filtered"];
+/// Error kinds, in the order of the `*_failed` arrays.
+pub const FAILURE_KINDS: [&str; 3] = ["transient", "item", "fatal"];
+/// Mailbox outcomes, in the order of [`MetricsSnapshot::mailboxes_completed`] (a report's
+/// `outcome`; a dry run is not counted).
+pub const OUTCOMES: [&str; 4] = ["ok", "items_failed", "differ", "error"];
 
 fn kind_index(kind: ErrorKind) -> usize {
     match kind {
@@ -109,6 +140,28 @@ pub struct MetricsSnapshot {
     pub append_latency: HistogramSnapshot,
     /// Seconds from a fetch call to its first message.
     pub fetch_latency: HistogramSnapshot,
+    /// Messages copied (the reports' `copied`), all mailboxes.
+    #[serde(default)]
+    pub copied_items: u64,
+    /// Their canonical bytes (the reports' `bytes`).
+    #[serde(default)]
+    pub copied_bytes: u64,
+    /// Messages not copied, by [`SKIP_REASONS`].
+    #[serde(default)]
+    pub skipped: [u64; 3],
+    /// Messages that failed, by [`FAILURE_KINDS`] (`item` where the report names no kind);
+    /// counted as each mailbox ends, when the report knows their kind.
+    #[serde(default)]
+    pub failed: [u64; 3],
+    /// Mailboxes ended, by [`OUTCOMES`].
+    #[serde(default)]
+    pub mailboxes_completed: [u64; 4],
+    /// Mailboxes running now.
+    #[serde(default)]
+    pub mailboxes_in_flight: i64,
+    /// Seconds per state store write (`record`, `set_checkpoint`).
+    #[serde(default)]
+    pub state_commit_latency: HistogramSnapshot,
 }
 
 impl Metrics {
@@ -129,7 +182,62 @@ impl Metrics {
             fetch_failed: load(&self.fetch_failed),
             append_latency: self.append_latency.snapshot(),
             fetch_latency: self.fetch_latency.snapshot(),
+            copied_items: self.run.copied_items.load(Ordering::Relaxed),
+            copied_bytes: self.run.copied_bytes.load(Ordering::Relaxed),
+            skipped: load(&self.run.skipped),
+            failed: load(&self.run.failed),
+            mailboxes_completed: self
+                .run
+                .completed
+                .each_ref()
+                .map(|n| n.load(Ordering::Relaxed)),
+            mailboxes_in_flight: self.run.in_flight.load(Ordering::Relaxed),
+            state_commit_latency: self.run.state_commit_latency.snapshot(),
         }
+    }
+
+    /// Counts copied and skipped items of a progress step or of a report (its `failed` is not
+    /// read: failures are counted by kind with [`Metrics::count_failed`]).
+    pub fn count_items(&self, delta: &Counts) {
+        let r = &self.run;
+        r.copied_items.fetch_add(delta.copied, Ordering::Relaxed);
+        r.copied_bytes.fetch_add(delta.bytes, Ordering::Relaxed);
+        for (n, by) in [delta.already_copied, delta.skipped_existing, delta.filtered]
+            .into_iter()
+            .zip(&r.skipped)
+        {
+            by.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts `n` failed items of one kind (`None`: unknown, counted as `item`).
+    pub fn count_failed(&self, kind: Option<ErrorKind>, n: u64) {
+        let i = kind_index(kind.unwrap_or(ErrorKind::Item));
+        self.run.failed[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A mailbox began running (the in-flight gauge goes up).
+    pub fn mailbox_started(&self) {
+        self.run.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A mailbox that [`Metrics::mailbox_started`] ended with `outcome` (a report's).
+    pub fn mailbox_finished(&self, outcome: &str) {
+        self.run.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.mailbox_completed(outcome);
+    }
+
+    /// Counts a mailbox's outcome without touching the gauge (one that failed before it
+    /// ran). An outcome outside [`OUTCOMES`] (a dry run) is not counted.
+    pub fn mailbox_completed(&self, outcome: &str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.run.completed[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the duration of one state store write begun at `started`.
+    pub fn observe_state_commit(&self, started: Instant) {
+        self.run.state_commit_latency.observe(started);
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod metrics;
 pub mod rate;
 pub mod retry;
+pub mod state_timing;
 pub mod tracing;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use crate::item::{CanonicalItem, Item, ItemMeta, TargetKey};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use rate::{RateLimit, RateLimitedTarget, rate_limited};
 pub use retry::{Retry, RetryPolicy};
+pub use state_timing::TimedState;
 pub use tracing::Traced;
 
 /// What a layer changes about a source. Each method gets the wrapped source (`inner`) and by
