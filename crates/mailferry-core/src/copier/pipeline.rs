@@ -139,12 +139,53 @@ impl Inner {
         Ok(report)
     }
 
+    /// A folder the target cannot create: every message in it is counted as failed with the
+    /// folder's reason, so the report accounts for each one instead of losing them from the
+    /// counts. Messages the state already has as copied (an earlier run) stay copied.
+    async fn fail_whole_folder(&self, run: &FolderRun, why: &Error) {
+        let mut listed = self.source.list_items(&run.job.source.path, None);
+        let mut keys = Vec::new();
+        while let Some(meta) = listed.next().await {
+            match meta {
+                Ok(meta) => keys.push(meta.key),
+                Err(_) => break,
+            }
+        }
+        let known = self
+            .state
+            .lookup(&run.scope, &keys)
+            .await
+            .unwrap_or_default();
+        let mut delta = Counts::default();
+        let mut issues = Vec::new();
+        for key in keys {
+            delta.seen += 1;
+            if known
+                .get(&key)
+                .is_some_and(|r| r.status == ItemStatus::Done)
+            {
+                delta.already_copied += 1;
+            } else {
+                delta.failed += 1;
+                issues.push(issue(&key, why));
+            }
+        }
+        run.account(self, delta, issues, false);
+    }
+
     async fn copy_folder_inner(&self, run: &FolderRun, budget: &Budget) -> Result<()> {
         let status = &run.job.source.status;
-        self.target
+        if let Err(e) = self
+            .target
             .ensure_folder(&run.job.target, run.job.special_use)
             .await
-            .map_err(|e| e.context(format!("creating target folder {}", run.job.target)))?;
+        {
+            let e = e.context(format!("creating target folder {}", run.job.target));
+            if !e.is_fatal() {
+                self.fail_whole_folder(run, &e).await;
+            }
+            return Err(e);
+        }
         let previous = self.state.checkpoint(&run.scope).await?;
         if !self.options.ignore_checkpoints && previous.as_ref() == Some(status) {
             // Nothing new to copy, but an earlier run's uncertain append may have committed

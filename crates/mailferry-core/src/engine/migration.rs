@@ -385,4 +385,46 @@ mod tests {
         assert!(report.cancelled);
         assert_eq!(report.totals.copied, 0);
     }
+
+    /// Refuses to create one folder, as a server refuses a name it cannot hold.
+    struct RefusesWork;
+
+    impl crate::TargetHook for RefusesWork {
+        fn ensure_folder<'a>(
+            &'a self,
+            inner: &'a dyn Target,
+            folder: &'a FolderPath,
+            special_use: Option<crate::SpecialUse>,
+        ) -> crate::BoxFuture<'a, Result<()>> {
+            if folder == &FolderPath::new(["Work"]) {
+                return Box::pin(async { Err(crate::Error::item("NO [CANNOT] invalid name")) });
+            }
+            inner.ensure_folder(folder, special_use)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_message_of_a_folder_the_target_cannot_create_is_counted_as_failed() {
+        let target = crate::Hooked::new(Arc::new(MemoryStore::new()), RefusesWork);
+        let m = Migration::new(
+            "test",
+            Arc::new(three_folders()),
+            Arc::new(target),
+            Arc::new(MemoryState::new()),
+            MigrationOptions::default(),
+        )
+        .expect("options");
+        let report = m.copy().await.expect("copy");
+        assert_eq!(report.totals.copied, 10);
+        assert_eq!(report.totals.failed, 5, "{:?}", report.totals);
+        assert_eq!(report.totals.seen, 15);
+        let work = report
+            .folders
+            .iter()
+            .find(|f| f.source == FolderPath::new(["Work"]))
+            .expect("Work is reported");
+        assert_eq!(work.failures.len(), 5);
+        assert!(work.failures[0].reason.contains("invalid name"), "{work:?}");
+        assert!(work.error.is_some());
+    }
 }
