@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use mailferry_core::{
     AppendOutcome, BoxFuture, CanonicalItem, Checksum, Error, Flags, FolderPath, FolderScope,
-    FolderStatus, Hooked, ItemRecord, ItemStatus, Result, SourceKey, StateStore, Target,
+    FolderStatus, Hooked, ItemRecord, ItemStatus, Result, SourceKey, StateStore, Suspect, Target,
     TargetHook,
 };
 
@@ -254,5 +254,25 @@ impl StateStore for ManifestState {
 
     fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
         self.inner.validities(scope)
+    }
+
+    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
+        self.inner.suspects(scope)
+    }
+
+    fn add_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        suspects: &'a [Suspect],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.add_suspects(scope, suspects)
+    }
+
+    fn remove_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        ids: &'a [u64],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.remove_suspects(scope, ids)
     }
 }

@@ -11,6 +11,7 @@ use mailferry_core::{
 };
 
 use super::*;
+use mailferry_core::Suspect;
 
 /// Stores the first batch but answers it with a transient error: the acknowledgement lost on
 /// the way, so the copier finds the items in the target by resolution, not by the append's
@@ -103,6 +104,26 @@ impl StateStore for LineBeforeDone {
     }
     fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
         self.inner.validities(scope)
+    }
+
+    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
+        self.inner.suspects(scope)
+    }
+
+    fn add_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        suspects: &'a [Suspect],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.add_suspects(scope, suspects)
+    }
+
+    fn remove_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        ids: &'a [u64],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.remove_suspects(scope, ids)
     }
 }
 

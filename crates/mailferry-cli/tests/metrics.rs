@@ -225,7 +225,13 @@ fn metrics_are_scraped_during_a_copy_and_match_the_report_at_the_end() {
         1
     );
     assert_eq!(sample(&end, "mailferry_mailboxes_in_flight"), 0);
-    assert_eq!(sample(&end, "mailferry_messages_fetched_total"), generated);
+    // Every message is fetched once by the copy; the post-copy rewrite check reads a few more
+    // back (a sample per folder), and those are fetches too.
+    let fetched = sample(&end, "mailferry_messages_fetched_total");
+    assert!(
+        (generated..=generated + 64).contains(&fetched),
+        "fetched {fetched} of {generated}"
+    );
     for h in ["append", "fetch", "state_commit"] {
         let count = sample(&end, &format!("mailferry_{h}_duration_seconds_count"));
         let inf = sample(

@@ -126,12 +126,9 @@ pub trait StateStore: Send + Sync {
     /// them all again.
     fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>>;
 
-    /// The folder's outstanding [`Suspect`]s. The default (a store that keeps none) returns
-    /// none: late commits are then neither removed nor reported by the copier.
-    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
-        let _ = scope;
-        Box::pin(async { Ok(Vec::new()) })
-    }
+    /// The folder's outstanding [`Suspect`]s. Required, with no default: a store (or a
+    /// decorator around one) that silently kept none would let late commits stay as duplicates.
+    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>>;
 
     /// Adds suspects (their `id` is assigned by the store), atomically. Called before the items
     /// are sent again, so a crash in between leaves nothing unremembered.
@@ -139,20 +136,14 @@ pub trait StateStore: Send + Sync {
         &'a self,
         scope: &'a FolderScope,
         suspects: &'a [Suspect],
-    ) -> BoxFuture<'a, Result<()>> {
-        let _ = (scope, suspects);
-        Box::pin(async { Ok(()) })
-    }
+    ) -> BoxFuture<'a, Result<()>>;
 
     /// Removes suspects whose late copy was found and removed.
     fn remove_suspects<'a>(
         &'a self,
         scope: &'a FolderScope,
         ids: &'a [u64],
-    ) -> BoxFuture<'a, Result<()>> {
-        let _ = (scope, ids);
-        Box::pin(async { Ok(()) })
-    }
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 #[derive(Default)]

@@ -12,7 +12,7 @@ use crate::backend::BoxFuture;
 use crate::error::Result;
 use crate::folder::FolderStatus;
 use crate::item::SourceKey;
-use crate::state::{FolderScope, ItemRecord, ItemStatus, StateStore};
+use crate::state::{FolderScope, ItemRecord, ItemStatus, StateStore, Suspect};
 
 /// A state store whose writes are timed.
 pub struct TimedState {
@@ -79,6 +79,26 @@ impl StateStore for TimedState {
 
     fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
         self.inner.validities(scope)
+    }
+
+    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
+        self.inner.suspects(scope)
+    }
+
+    fn add_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        suspects: &'a [Suspect],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.add_suspects(scope, suspects)
+    }
+
+    fn remove_suspects<'a>(
+        &'a self,
+        scope: &'a FolderScope,
+        ids: &'a [u64],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.inner.remove_suspects(scope, ids)
     }
 }
 
