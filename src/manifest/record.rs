@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use mailferry_core::layers::{HookedState, StateHook};
 use mailferry_core::{
     AppendOutcome, BoxFuture, CanonicalItem, Checksum, Error, Flags, FolderPath, FolderScope,
-    FolderStatus, Hooked, ItemRecord, ItemStatus, Result, SourceKey, StateStore, Suspect, Target,
-    TargetHook,
+    Hooked, ItemRecord, ItemStatus, Result, SourceKey, StateStore, Target, TargetHook,
 };
 
 use super::{Entry, Header, ManifestSummary, Writer};
@@ -66,10 +66,12 @@ impl Recorder {
 
     /// The state store, writing a line for each item recorded done after this run appended it.
     pub fn wrap_state(self: &Arc<Self>, inner: Arc<dyn StateStore>) -> Arc<dyn StateStore> {
-        Arc::new(ManifestState {
+        Arc::new(HookedState::new(
             inner,
-            recorder: Arc::clone(self),
-        })
+            ManifestState {
+                recorder: Arc::clone(self),
+            },
+        ))
     }
 
     /// Ends this run's member; the summary carries the whole file's digest.
@@ -184,38 +186,16 @@ impl TargetHook for ManifestTarget {
     }
 }
 
-/// A state store that writes the manifest line of each appended item before recording it done.
+/// A state hook that writes the manifest line of each appended item before recording it done
+/// (on [`HookedState`], which forwards everything else).
 pub struct ManifestState {
-    inner: Arc<dyn StateStore>,
     recorder: Arc<Recorder>,
 }
 
-impl StateStore for ManifestState {
-    fn checkpoint<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-    ) -> BoxFuture<'a, Result<Option<FolderStatus>>> {
-        self.inner.checkpoint(scope)
-    }
-
-    fn set_checkpoint<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        status: &'a FolderStatus,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.set_checkpoint(scope, status)
-    }
-
-    fn lookup<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        keys: &'a [SourceKey],
-    ) -> BoxFuture<'a, Result<HashMap<SourceKey, ItemRecord>>> {
-        self.inner.lookup(scope, keys)
-    }
-
+impl StateHook for ManifestState {
     fn record<'a>(
         &'a self,
+        inner: &'a dyn StateStore,
         scope: &'a FolderScope,
         records: &'a [ItemRecord],
     ) -> BoxFuture<'a, Result<()>> {
@@ -229,17 +209,18 @@ impl StateStore for ManifestState {
                     .await
                     .map_err(|e| Error::fatal(format!("writing the manifest failed: {e}")))??;
             }
-            self.inner.record(scope, records).await
+            inner.record(scope, records).await
         })
     }
 
     fn records<'a>(
         &'a self,
+        inner: &'a dyn StateStore,
         scope: &'a FolderScope,
         status: Option<ItemStatus>,
     ) -> BoxFuture<'a, Result<Vec<ItemRecord>>> {
         Box::pin(async move {
-            let records = self.inner.records(scope, status).await?;
+            let records = inner.records(scope, status).await?;
             // The copier reads an interrupted run's pending items to resolve them: those it
             // then records done were written by that run, unlisted if it died before its line.
             if status == Some(ItemStatus::Pending) {
@@ -250,29 +231,5 @@ impl StateStore for ManifestState {
             }
             Ok(records)
         })
-    }
-
-    fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
-        self.inner.validities(scope)
-    }
-
-    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
-        self.inner.suspects(scope)
-    }
-
-    fn add_suspects<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        suspects: &'a [Suspect],
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.add_suspects(scope, suspects)
-    }
-
-    fn remove_suspects<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        ids: &'a [u64],
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.remove_suspects(scope, ids)
     }
 }

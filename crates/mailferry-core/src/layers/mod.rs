@@ -21,6 +21,7 @@
 pub mod metrics;
 pub mod rate;
 pub mod retry;
+pub mod state_hook;
 pub mod state_timing;
 pub mod tracing;
 
@@ -39,6 +40,7 @@ use crate::item::{CanonicalItem, Item, ItemMeta, TargetKey};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use rate::{RateLimit, RateLimitedTarget, rate_limited};
 pub use retry::{Retry, RetryPolicy};
+pub use state_hook::{HookedState, StateHook};
 pub use state_timing::TimedState;
 pub use tracing::Traced;
 

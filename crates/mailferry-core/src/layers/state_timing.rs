@@ -3,102 +3,55 @@
 //! store (SQLite, in memory, an embedder's own) is timed the same way, and the stores stay free
 //! of metrics. Reads pass through untimed: a commit is what a slow disk makes slow.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::Metrics;
+use super::state_hook::{HookedState, StateHook};
 use crate::backend::BoxFuture;
 use crate::error::Result;
 use crate::folder::FolderStatus;
-use crate::item::SourceKey;
-use crate::state::{FolderScope, ItemRecord, ItemStatus, StateStore, Suspect};
+use crate::state::{FolderScope, ItemRecord, StateStore};
 
-/// A state store whose writes are timed.
+/// Times a state store's writes (a [`StateHook`]; [`TimedState::wrap`] puts it on).
 pub struct TimedState {
-    inner: Arc<dyn StateStore>,
     metrics: Arc<Metrics>,
 }
 
 impl TimedState {
     /// Wraps `inner`; its write latencies go to `metrics`.
     pub fn wrap(inner: Arc<dyn StateStore>, metrics: Arc<Metrics>) -> Arc<dyn StateStore> {
-        Arc::new(TimedState { inner, metrics })
+        Arc::new(HookedState::new(inner, TimedState { metrics }))
     }
 }
 
-impl StateStore for TimedState {
-    fn checkpoint<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-    ) -> BoxFuture<'a, Result<Option<FolderStatus>>> {
-        self.inner.checkpoint(scope)
-    }
-
+impl StateHook for TimedState {
     fn set_checkpoint<'a>(
         &'a self,
+        inner: &'a dyn StateStore,
         scope: &'a FolderScope,
         status: &'a FolderStatus,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let started = Instant::now();
-            let out = self.inner.set_checkpoint(scope, status).await;
+            let out = inner.set_checkpoint(scope, status).await;
             self.metrics.observe_state_commit(started);
             out
         })
     }
 
-    fn lookup<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        keys: &'a [SourceKey],
-    ) -> BoxFuture<'a, Result<HashMap<SourceKey, ItemRecord>>> {
-        self.inner.lookup(scope, keys)
-    }
-
     fn record<'a>(
         &'a self,
+        inner: &'a dyn StateStore,
         scope: &'a FolderScope,
         records: &'a [ItemRecord],
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let started = Instant::now();
-            let out = self.inner.record(scope, records).await;
+            let out = inner.record(scope, records).await;
             self.metrics.observe_state_commit(started);
             out
         })
-    }
-
-    fn records<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        status: Option<ItemStatus>,
-    ) -> BoxFuture<'a, Result<Vec<ItemRecord>>> {
-        self.inner.records(scope, status)
-    }
-
-    fn validities<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<u64>>> {
-        self.inner.validities(scope)
-    }
-
-    fn suspects<'a>(&'a self, scope: &'a FolderScope) -> BoxFuture<'a, Result<Vec<Suspect>>> {
-        self.inner.suspects(scope)
-    }
-
-    fn add_suspects<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        suspects: &'a [Suspect],
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.add_suspects(scope, suspects)
-    }
-
-    fn remove_suspects<'a>(
-        &'a self,
-        scope: &'a FolderScope,
-        ids: &'a [u64],
-    ) -> BoxFuture<'a, Result<()>> {
-        self.inner.remove_suspects(scope, ids)
     }
 }
 
